@@ -1,0 +1,1 @@
+"""Packages the Lambda code and deploys the stacks with CloudFormation change sets."""

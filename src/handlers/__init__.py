@@ -1,0 +1,1 @@
+"""Lambda function code of the payment platform (Handler = handlers.<module>.handler)."""

@@ -1,0 +1,1 @@
+"""Pure builders of the CloudFormation templates: no AWS calls, no file writes."""

@@ -1,0 +1,79 @@
+"""Small helpers every builder shares: parameters, outputs, console groups, checkov skips."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from troposphere import Export, Output, Parameter, Template
+
+CFN_VERSION = "2010-09-09"
+
+
+def new_template(description: str) -> Template:
+    """An empty template with the format version and a description."""
+    t = Template(Description=description)
+    t.set_version(CFN_VERSION)
+    return t
+
+
+def add_parameter(
+    t: Template,
+    name: str,
+    *,
+    description: str,
+    default: str | None = None,
+    allowed_pattern: str | None = None,
+    constraint: str | None = None,
+    allowed_values: list[str] | None = None,
+    param_type: str = "String",
+    label: str | None = None,
+) -> Parameter:
+    """Add a String parameter fit for the console: description, constraint, label."""
+    kwargs: dict[str, Any] = {"Type": param_type, "Description": description}
+    if default is not None:
+        kwargs["Default"] = default
+    if allowed_pattern is not None:
+        kwargs["AllowedPattern"] = allowed_pattern
+    if allowed_values is not None:
+        kwargs["AllowedValues"] = allowed_values
+    if constraint is not None:
+        kwargs["ConstraintDescription"] = constraint
+    param = t.add_parameter(Parameter(name, **kwargs))
+    if label:
+        t.set_parameter_label(param, label)
+    return param
+
+
+def add_output(
+    t: Template, name: str, value: Any, description: str, export: str | None = None
+) -> Output:
+    """Add an output, exported under `export` when given."""
+    kwargs: dict[str, Any] = {"Description": description, "Value": value}
+    if export:
+        kwargs["Export"] = Export(export)
+    return t.add_output(Output(name, **kwargs))
+
+
+def group_parameters(t: Template, groups: Iterable[tuple[str, list[Parameter]]]) -> None:
+    """Order the parameters in the console (AWS::CloudFormation::Interface)."""
+    for label, params in groups:
+        t.add_parameter_to_group(params[0], label)
+        for param in params[1:]:
+            t.add_parameter_to_group(param, label)
+
+
+def skip_checkov(resource: Any, reasons: Mapping[str, str]) -> None:
+    """Record in the resource's Metadata which checkov checks do not apply, and why."""
+    metadata = dict(getattr(resource, "Metadata", None) or {})
+    skips = list(metadata.get("checkov", {}).get("skip", []))
+    skips += [{"id": check, "comment": why} for check, why in sorted(reasons.items())]
+    metadata["checkov"] = {"skip": skips}
+    resource.Metadata = metadata
+
+
+def to_json(template: Template | Mapping[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
+    body = template.to_dict() if isinstance(template, Template) else template
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"
