@@ -124,6 +124,9 @@ def add_stack_key(
             PendingWindowInDays=PENDING_DELETION_DAYS,
             KeyPolicy=policy(statements),
             Tags=naming.tags(component),
+            # Deleting the stack schedules the key's deletion (PendingWindowInDays).
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
     t.add_resource(

@@ -35,4 +35,7 @@ def add_log_group(
     if key is not None:
         key.allow_log_group(name)
         kwargs["KmsKeyId"] = key.arn
-    return t.add_resource(LogGroup(logical_id, **kwargs))
+    # Explicitly destroyable: the seed requires every resource to go with its stack.
+    return t.add_resource(
+        LogGroup(logical_id, DeletionPolicy="Delete", UpdateReplacePolicy="Delete", **kwargs)
+    )
