@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from troposphere import Export, Output, Parameter, Template
+from troposphere import Equals, Export, Output, Parameter, Ref, Sub, Template
 
 CFN_VERSION = "2010-09-09"
 
@@ -71,6 +71,41 @@ def skip_checkov(resource: Any, reasons: Mapping[str, str]) -> None:
     skips += [{"id": check, "comment": why} for check, why in sorted(reasons.items())]
     metadata["checkov"] = {"skip": skips}
     resource.Metadata = metadata
+
+
+# Placeholder marks for json_sub: characters json.dumps always escapes, so no literal
+# text in a body can be mistaken for a variable.
+_VAR_OPEN, _VAR_CLOSE = "\x00", "\x01"
+
+
+def var(name: str) -> str:
+    """A `${name}` placeholder inside a body given to `json_sub`."""
+    return f"{_VAR_OPEN}{name}{_VAR_CLOSE}"
+
+
+def json_sub(body: Mapping[str, Any], variables: Mapping[str, Any] | None = None) -> Sub:
+    """A JSON document as `Fn::Sub`: every `var(name)` becomes `${name}`, any literal
+    `${` is escaped as `${!`; `variables` maps the non-pseudo names to values."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).replace("${", "${!")
+    for mark, literal in ((_VAR_OPEN, "${"), (_VAR_CLOSE, "}")):
+        text = text.replace(json.dumps(mark)[1:-1], literal)
+    return Sub(text, **dict(variables or {}))
+
+
+def require_region(t: Template, region: str, why: str) -> None:
+    """A Rules assertion: creating the stack in any other region fails before any resource."""
+    t.add_rule(
+        "DeployOnlyTo" + region.title().replace("-", ""),
+        {
+            "Assertions": [
+                {
+                    "Assert": Equals(Ref("AWS::Region"), region),
+                    "AssertDescription": f"This stack deploys only to {region} ({why}); "
+                    f"switch the console or --region to {region}.",
+                }
+            ]
+        },
+    )
 
 
 def to_json(template: Template | Mapping[str, Any]) -> str:

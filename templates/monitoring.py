@@ -1,0 +1,402 @@
+"""Alarms that notify an encrypted SNS topic, and one dashboard over the whole platform."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from awacs import sns
+from awacs.aws import (
+    Allow,
+    AWSPrincipal,
+    Bool,
+    Condition,
+    Deny,
+    Principal,
+    Statement,
+    StringEquals,
+)
+from troposphere import Equals, Not, Parameter, Ref, Sub, Template
+from troposphere.cloudwatch import (
+    Alarm,
+    Dashboard,
+    Metric,
+    MetricDataQuery,
+    MetricDimension,
+    MetricStat,
+)
+from troposphere.dynamodb import Table
+from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
+
+from templates.common import add_output, json_sub, var
+from templates.functions import LambdaFunction
+from templates.iam import policy
+from templates.keys import StackKey
+from templates.naming import Kind, Naming
+from templates.queues import QueueWithDlq
+
+FIVE_MINUTES = 300
+ONE_MINUTE = 60
+# API latency p99 above this (ms) for 3 of 5 minutes pages someone: the clients time out at 10 s.
+API_P99_LATENCY_MS = 2000
+# Server errors tolerated in five minutes before paging (one is noise, five is a pattern).
+API_5XX_PER_5_MINUTES = 5
+# A failed payment retried 5 times with a 180 s visibility timeout reaches the DLQ after
+# 15 minutes; one still waiting after 10 minutes means the consumer is not draining.
+OLDEST_FAILED_MESSAGE_SECONDS = 600
+# SystemErrors is published per table *and* operation: the alarm sums the item
+# operations the functions make (docs/contract.md).
+TABLE_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+HAS_EMAIL = "HasAlarmEmail"
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """The alarm topic and every alarm of the stack; each alarm notifies the topic."""
+
+    t: Template
+    naming: Naming
+    topic: Topic
+    component: str
+    alarms: list[Alarm] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [alarm.AlarmName for alarm in self.alarms]
+
+    def add(self, logical_id: str, base_name: str, description: str, **props) -> Alarm:
+        """An alarm named `<base>-<suffix>` that notifies the topic on ALARM and on OK."""
+        alarm = self.t.add_resource(
+            Alarm(
+                logical_id,
+                AlarmName=self.naming.name(base_name, Kind.ALARM),
+                AlarmDescription=description,
+                AlarmActions=[self.topic.ref()],
+                OKActions=[self.topic.ref()],
+                Tags=self.naming.tags(self.component),
+                **props,
+            )
+        )
+        self.alarms.append(alarm)
+        return alarm
+
+
+def dimensions(**values) -> list[MetricDimension]:
+    """CloudWatch dimensions from keyword arguments."""
+    return [MetricDimension(Name=name, Value=value) for name, value in values.items()]
+
+
+def add_alarm_topic(
+    t: Template, naming: Naming, *, key: StackKey, email: Parameter, component: str
+) -> Alarms:
+    """The `payment-alarms-<suffix>` topic (stack key, TLS only), an e-mail subscription
+    when `email` is not empty, and the Alarms collection that publishes to it."""
+    # CloudWatch cannot publish to a topic under alias/aws/sns: the stack key lets it.
+    key.allow_cloudwatch_alarms()
+    topic = t.add_resource(
+        Topic(
+            "AlarmTopic",
+            TopicName=naming.name("payment-alarms", Kind.TOPIC),
+            DisplayName="Payment platform alarms",
+            KmsMasterKeyId=key.arn,
+            Tags=naming.tags(component),
+        )
+    )
+    t.add_resource(
+        TopicPolicy(
+            "AlarmTopicPolicy",
+            Topics=[topic.ref()],
+            PolicyDocument=policy(
+                [
+                    Statement(
+                        Sid="CloudWatchAlarmsOfThisAccountPublish",
+                        Effect=Allow,
+                        Principal=Principal("Service", "cloudwatch.amazonaws.com"),
+                        Action=[sns.Publish],
+                        Resource=[topic.ref()],
+                        Condition=Condition(
+                            StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))
+                        ),
+                    ),
+                    Statement(
+                        Sid="DenyInsecureTransport",
+                        Effect=Deny,
+                        Principal=AWSPrincipal("*"),
+                        Action=[sns.Publish],
+                        Resource=[topic.ref()],
+                        Condition=Condition(Bool("aws:SecureTransport", "false")),
+                    ),
+                ]
+            ),
+        )
+    )
+    t.add_condition(HAS_EMAIL, Not(Equals(email.ref(), "")))
+    t.add_resource(
+        SubscriptionResource(
+            "AlarmEmailSubscription",
+            Condition=HAS_EMAIL,
+            TopicArn=topic.ref(),
+            Protocol="email",
+            Endpoint=email.ref(),
+        )
+    )
+    add_output(t, "AlarmTopicArn", topic.ref(), "SNS topic every alarm notifies")
+    return Alarms(t=t, naming=naming, topic=topic, component=component)
+
+
+def add_api_alarms(alarms: Alarms, *, api_name: str, stage) -> list[Alarm]:
+    """p99 latency and 5XX errors of one API stage."""
+    api = dimensions(ApiName=api_name, Stage=stage)
+    return [
+        alarms.add(
+            "ApiLatencyAlarm",
+            "platform-api-latency-p99",
+            f"API p99 latency above {API_P99_LATENCY_MS} ms in 3 of 5 minutes",
+            Namespace="AWS/ApiGateway",
+            MetricName="Latency",
+            Dimensions=api,
+            ExtendedStatistic="p99",
+            Period=ONE_MINUTE,
+            EvaluationPeriods=5,
+            DatapointsToAlarm=3,
+            Threshold=API_P99_LATENCY_MS,
+            ComparisonOperator="GreaterThanThreshold",
+            # No requests means no latency problem.
+            TreatMissingData="notBreaching",
+        ),
+        alarms.add(
+            "Api5xxAlarm",
+            "platform-api-5xx",
+            f"API answered {API_5XX_PER_5_MINUTES} or more 5XX in 5 minutes",
+            Namespace="AWS/ApiGateway",
+            MetricName="5XXError",
+            Dimensions=api,
+            Statistic="Sum",
+            Period=FIVE_MINUTES,
+            EvaluationPeriods=1,
+            Threshold=API_5XX_PER_5_MINUTES,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+        ),
+    ]
+
+
+def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
+    """Any error or throttle of the function in five minutes."""
+    base = fn.spec.base_name.removeprefix("payment-")
+    made = []
+    for metric, what in (("Errors", "errors"), ("Throttles", "throttles")):
+        made.append(
+            alarms.add(
+                f"{fn.spec.logical_id}{metric}Alarm",
+                f"platform-{base}-{what}",
+                f"{fn.name} reported {what} (a payment path failed or was refused)",
+                Namespace="AWS/Lambda",
+                MetricName=metric,
+                Dimensions=dimensions(FunctionName=fn.ref()),
+                Statistic="Sum",
+                Period=FIVE_MINUTES,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                # Lambda publishes nothing while the function is idle: that is healthy.
+                TreatMissingData="notBreaching",
+            )
+        )
+    return made
+
+
+def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
+    """Read and write throttles and DynamoDB-side errors of the table."""
+    made = [
+        alarms.add(
+            f"Table{metric}Alarm",
+            f"platform-table-{what}",
+            f"{what.replace('-', ' ')} on the transactions table",
+            Namespace="AWS/DynamoDB",
+            MetricName=metric,
+            Dimensions=dimensions(TableName=table.ref()),
+            Statistic="Sum",
+            Period=FIVE_MINUTES,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            # DynamoDB publishes throttle metrics only when a request is throttled.
+            TreatMissingData="notBreaching",
+        )
+        for metric, what in (
+            ("ReadThrottleEvents", "read-throttles"),
+            ("WriteThrottleEvents", "write-throttles"),
+        )
+    ]
+    per_operation = [
+        MetricDataQuery(
+            Id=f"m{index}",
+            MetricStat=MetricStat(
+                Metric=Metric(
+                    Namespace="AWS/DynamoDB",
+                    MetricName="SystemErrors",
+                    Dimensions=dimensions(TableName=table.ref(), Operation=operation),
+                ),
+                Period=FIVE_MINUTES,
+                Stat="Sum",
+            ),
+            ReturnData=False,
+        )
+        for index, operation in enumerate(TABLE_OPERATIONS)
+    ]
+    made.append(
+        alarms.add(
+            "TableSystemErrorsAlarm",
+            "platform-table-system-errors",
+            "DynamoDB returned HTTP 500 on the transactions table",
+            Metrics=[
+                MetricDataQuery(Id="errors", Expression="SUM(METRICS())", ReturnData=True),
+                *per_operation,
+            ],
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+        )
+    )
+    return made
+
+
+def add_queue_alarms(alarms: Alarms, queues: QueueWithDlq) -> list[Alarm]:
+    """A message in the DLQ, and the work queue not draining."""
+    return [
+        alarms.add(
+            "DlqNotEmptyAlarm",
+            "platform-dlq-not-empty",
+            "A failed transaction exhausted its retries and waits in the DLQ",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=dimensions(QueueName=queues.dlq.get_att("QueueName")),
+            Statistic="Maximum",
+            Period=FIVE_MINUTES,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            # SQS reports on a queue while it holds messages; silence means it is empty.
+            TreatMissingData="notBreaching",
+        ),
+        alarms.add(
+            "QueueOldestMessageAlarm",
+            "platform-queue-oldest-message",
+            f"A failed transaction waited over {OLDEST_FAILED_MESSAGE_SECONDS} s in the queue",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=dimensions(QueueName=queues.queue.get_att("QueueName")),
+            Statistic="Maximum",
+            Period=FIVE_MINUTES,
+            EvaluationPeriods=1,
+            Threshold=OLDEST_FAILED_MESSAGE_SECONDS,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+    ]
+
+
+def add_dashboard(
+    t: Template,
+    naming: Naming,
+    *,
+    api_name: str,
+    stage,
+    functions: Sequence[LambdaFunction],
+    table: Table,
+    queues: QueueWithDlq,
+    component: str,
+) -> Dashboard:
+    """`payment-platform-<suffix>`: API, functions, table and queues, and its URL output."""
+    fn_vars = {f"Fn{i}": fn.ref() for i, fn in enumerate(functions)}
+
+    def api(metric: str) -> list:
+        return ["AWS/ApiGateway", metric, "ApiName", api_name, "Stage", var("Stage")]
+
+    def per_function(metric: str) -> list[list]:
+        return [["AWS/Lambda", metric, "FunctionName", var(name)] for name in fn_vars]
+
+    def table_metric(metric: str) -> list:
+        return ["AWS/DynamoDB", metric, "TableName", var("Table")]
+
+    def queue_metric(metric: str, queue: str) -> list:
+        return ["AWS/SQS", metric, "QueueName", var(queue)]
+
+    def widget(title: str, metrics: list, stat: str) -> dict:
+        return {
+            "type": "metric",
+            "width": 12,
+            "properties": {
+                "title": title,
+                "region": var("AWS::Region"),
+                "metrics": metrics,
+                "stat": stat,
+                "period": FIVE_MINUTES,
+                "view": "timeSeries",
+            },
+        }
+
+    visible, oldest = "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"
+    body = {
+        "widgets": [
+            widget(
+                "API requests and errors", [api("Count"), api("4XXError"), api("5XXError")], "Sum"
+            ),
+            widget("API latency p99 (ms)", [api("Latency"), api("IntegrationLatency")], "p99"),
+            widget(
+                "Function errors and throttles",
+                per_function("Errors") + per_function("Throttles"),
+                "Sum",
+            ),
+            widget("Function duration p99 (ms)", per_function("Duration"), "p99"),
+            widget(
+                "Table capacity and throttles",
+                [
+                    table_metric("ConsumedReadCapacityUnits"),
+                    table_metric("ConsumedWriteCapacityUnits"),
+                    table_metric("ReadThrottleEvents"),
+                    table_metric("WriteThrottleEvents"),
+                ],
+                "Sum",
+            ),
+            widget(
+                "Failed-transactions queue and its DLQ",
+                [
+                    queue_metric(visible, "Queue"),
+                    queue_metric(oldest, "Queue"),
+                    queue_metric(visible, "Dlq"),
+                ],
+                "Maximum",
+            ),
+        ]
+    }
+    dashboard = t.add_resource(
+        Dashboard(
+            "Dashboard",
+            DashboardName=naming.name("payment-platform", Kind.DASHBOARD),
+            DashboardBody=json_sub(
+                body,
+                {
+                    "Stage": stage,
+                    "Table": table.ref(),
+                    "Queue": queues.queue.get_att("QueueName"),
+                    "Dlq": queues.dlq.get_att("QueueName"),
+                    **fn_vars,
+                },
+            ),
+            Tags=naming.tags(component),
+        )
+    )
+    add_output(
+        t,
+        "DashboardUrl",
+        Sub(
+            "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
+            "?region=${AWS::Region}#dashboards:name=${Dashboard}",
+            Dashboard=dashboard.ref(),
+        ),
+        "CloudWatch dashboard of the platform",
+    )
+    return dashboard
