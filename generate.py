@@ -7,9 +7,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from templates.common import to_json
-from templates.lint import lint_text
 from templates.naming import Naming, NamingError
 from templates.registry import STACKS, UnknownStackError, build_templates
 
@@ -17,9 +17,16 @@ EXIT_BAD_INPUT = 2
 EXIT_LINT_FINDINGS = 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line: suffix, output directory, stacks, lint switch."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Generate the payment stacks' CloudFormation templates "
         "(DIR/<stack>-<suffix>.json) and lint them with cfn-lint.",
     )
@@ -27,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--suffix",
         required=True,
         help="environment suffix carried by every name, e.g. qa or prod "
-        "(lowercase letters, digits and '-', not starting or ending with '-')",
+        "(lowercase letters, digits and '-', not starting or ending with '-'; "
+        "write --suffix=VALUE for a value that starts with '-')",
     )
     parser.add_argument(
         "--out", default="build", type=Path, help="output directory (default: build)"
@@ -77,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path} ({len(text.encode())} bytes)")
     if args.no_lint:
         return 0
+    # Imported here: cfn-lint takes most of a second to import, which --no-lint skips.
+    from templates.lint import lint_text
+
     # The text linted is byte for byte the text written.
     findings = [f for path, text in written.items() for f in lint_text(text, str(path))]
     for finding in findings:

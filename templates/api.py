@@ -151,9 +151,7 @@ class Gateway:
     def invoke_url(self, path: str) -> Sub:
         """The full HTTPS URL of `path` on the `prod` stage."""
         return Sub(
-            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
-            + self.stage_name
-            + path,
+            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + self.stage_name + path,
             Api=self.api.ref(),
         )
 
@@ -636,4 +634,3 @@ def _add_api_key(
         )
     )
     return api_key, usage_plan
-

@@ -116,13 +116,14 @@ def add_stack_key(
             Resource=["*"],
         )
     ]
+    document = policy(statements)
     key = t.add_resource(
         Key(
             "StackKey",
             Description=description,
             EnableKeyRotation=True,
             PendingWindowInDays=PENDING_DELETION_DAYS,
-            KeyPolicy=policy(statements),
+            KeyPolicy=document,
             Tags=naming.tags(component),
             # Deleting the stack schedules the key's deletion (PendingWindowInDays).
             DeletionPolicy="Delete",
@@ -136,4 +137,5 @@ def add_stack_key(
             TargetKeyId=key.ref(),
         )
     )
-    return StackKey(key=key, statements=statements)
+    # The document's own list: statements appended later must land in the policy.
+    return StackKey(key=key, statements=document.Statement)

@@ -16,7 +16,9 @@ STACKS: dict[str, StackBuilder] = {
     "payment-api": build_payment_api,
 }
 # The platform deploys first: by default the payment API fronts its processor.
-DEPLOY_ORDER: tuple[str, ...] = tuple(name for name in ("payment-platform", "payment-api") if name in STACKS)
+DEPLOY_ORDER: tuple[str, ...] = tuple(
+    name for name in ("payment-platform", "payment-api") if name in STACKS
+)
 
 
 class UnknownStackError(ValueError):
@@ -34,6 +36,8 @@ def select_stacks(names: Iterable[str] | None) -> list[str]:
     return [name for name in DEPLOY_ORDER if name in wanted]
 
 
-def build_templates(naming: Naming, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+def build_templates(
+    naming: Naming, names: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Stack name -> template dict for the selected stacks (pure: nothing written)."""
     return {naming.stack(base): STACKS[base](naming).to_dict() for base in select_stacks(names)}

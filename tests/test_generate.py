@@ -1,0 +1,121 @@
+"""generate.py as a user runs it: output, determinism, bad input, the lint gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import generate
+from templates.registry import STACKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """python generate.py ARGS in a fresh interpreter, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_writes_one_linted_template_per_stack(tmp_path):
+    result = run("--suffix", "qa", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(f"{base}-qa.json" for base in STACKS)
+    assert "template(s) clean" in result.stdout
+    for path in tmp_path.iterdir():
+        assert json.loads(path.read_text())["AWSTemplateFormatVersion"] == "2010-09-09"
+
+
+def test_output_is_deterministic(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert generate.main(["--suffix", "qa", "--out", str(first), "--no-lint"]) == 0
+    assert generate.main(["--suffix", "qa", "--out", str(second), "--no-lint"]) == 0
+    for path in first.iterdir():
+        text = path.read_text()
+        assert text == (second / path.name).read_text()
+        assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def test_only_the_requested_stack_is_written(tmp_path):
+    assert (
+        generate.main(
+            ["--suffix", "qa", "--out", str(tmp_path), "--stack", "payment-api", "--no-lint"]
+        )
+        == 0
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["payment-api-qa.json"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "expected"),
+    [
+        ("", "suffix is empty"),
+        ("QA", "is invalid"),
+        ("q_a", "is invalid"),
+        ("q.a", "is invalid"),
+        ("-qa", "is invalid"),
+        ("qa-", "is invalid"),
+        ("x" * 50, "the AWS limit is 64"),
+    ],
+)
+def test_bad_suffix_exits_2_with_one_line_and_writes_nothing(tmp_path, suffix, expected):
+    out = tmp_path / "build"
+    result = run(f"--suffix={suffix}", "--out", str(out))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_usage_errors_are_one_line_too(tmp_path):
+    result = run("--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "generate.py: error: the following arguments are required: --suffix"
+    ]
+
+
+def test_unknown_stack_exits_2_and_lists_the_known_ones(tmp_path):
+    result = run("--suffix", "qa", "--out", str(tmp_path), "--stack", "payments")
+    assert result.returncode == 2
+    assert "unknown stack 'payments'" in result.stderr
+    for base in STACKS:
+        assert base in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lint_finding_fails_the_run(tmp_path, monkeypatch, capsys):
+    def broken(naming, names=None):
+        return {
+            "payment-api-qa": {
+                "AWSTemplateFormatVersion": "2010-09-09",
+                "Resources": {
+                    "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueNam": "x"}}
+                },
+            }
+        }
+
+    monkeypatch.setattr(generate, "build_templates", broken)
+    assert generate.main(["--suffix", "qa", "--out", str(tmp_path)]) == 1
+    assert "QueueNam" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(generate.os, "replace", explode)
+    with pytest.raises(OSError, match="disk full"):
+        generate.main(["--suffix", "qa", "--out", str(tmp_path), "--no-lint"])
+    assert list(tmp_path.iterdir()) == []
