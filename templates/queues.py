@@ -22,6 +22,19 @@ VISIBILITY_PER_CONSUMER_TIMEOUT = 6
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
+# Every action that moves or exposes messages, spelled out (no `sqs:*`, even in a deny).
+INSECURE_TRANSPORT_DENIED = [
+    sqs.SendMessage,
+    sqs.ReceiveMessage,
+    sqs.DeleteMessage,
+    sqs.ChangeMessageVisibility,
+    sqs.GetQueueAttributes,
+    sqs.SetQueueAttributes,
+    sqs.PurgeQueue,
+    sqs.StartMessageMoveTask,
+]
+
+
 @dataclass(frozen=True)
 class QueueWithDlq:
     """A work queue and its dead-letter queue."""
@@ -83,6 +96,9 @@ def add_queue_with_dlq(
                 "sourceQueueArns": [queue_arn(name)],
             },
             Tags=naming.tags(component),
+            # Messages are transient work: the seed wants every resource destroyable.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
     queue = t.add_resource(
@@ -96,6 +112,9 @@ def add_queue_with_dlq(
                 deadLetterTargetArn=dlq.get_att("Arn"), maxReceiveCount=max_receive_count
             ),
             Tags=naming.tags(component),
+            # Messages are transient work: the seed wants every resource destroyable.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
     pair = QueueWithDlq(queue=queue, dlq=dlq)
@@ -117,8 +136,7 @@ def add_tls_only_policy(t: Template, logical_id: str, queues: list[Queue]) -> Qu
                         Sid="DenyInsecureTransport",
                         Effect=Deny,
                         Principal=AWSPrincipal("*"),
-                        # A deny: the broadest action set is the safe one here.
-                        Action=[sqs.Action("*")],
+                        Action=INSECURE_TRANSPORT_DENIED,
                         Resource=[q.get_att("Arn") for q in queues],
                         Condition=Condition(Bool("aws:SecureTransport", "false")),
                     )

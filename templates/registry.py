@@ -9,11 +9,13 @@ from troposphere import Template
 
 from templates.naming import Naming
 from templates.payment_api import build_payment_api
+from templates.payment_platform import build_payment_platform
 
 StackBuilder = Callable[[Naming], Template]
 
 STACKS: dict[str, StackBuilder] = {
     "payment-api": build_payment_api,
+    "payment-platform": build_payment_platform,
 }
 # The platform deploys first: by default the payment API fronts its processor.
 DEPLOY_ORDER: tuple[str, ...] = tuple(

@@ -1,0 +1,260 @@
+"""Stack `payment-platform-<suffix>`: the resilient payment platform of seed 001."""
+
+from __future__ import annotations
+
+from troposphere import Parameter, Template
+
+from templates.api import GatewaySpec, LambdaTarget, Route, add_gateway
+from templates.common import (
+    add_output,
+    add_parameter,
+    group_parameters,
+    new_template,
+    require_region,
+)
+from templates.data import add_transactions_table
+from templates.functions import LambdaFunction, add_queue_trigger
+from templates.keys import add_stack_key
+from templates.monitoring import (
+    add_alarm_topic,
+    add_api_alarms,
+    add_dashboard,
+    add_function_alarms,
+    add_queue_alarms,
+    add_table_alarms,
+)
+from templates.naming import Naming
+from templates.platform_functions import (
+    CORS_ORIGIN,
+    PROCESSING,
+    PlatformSettings,
+    add_health_monitor,
+    add_processing,
+    add_validation,
+    watch_alarms,
+)
+from templates.queues import add_queue_with_dlq
+from templates.schedule import add_schedule
+
+STACK = "payment-platform"
+# The seed: "Deploy to us-east-1 region only (single region deployment)".
+REGION = "us-east-1"
+# Four days: a provider outage over a long weekend is retried, not lost (DLQ keeps 14).
+FAILED_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# docs/contract.md: after 5 receives a failed transaction moves to the DLQ; batches of 10.
+MAX_RECEIVE_COUNT = 5
+QUEUE_BATCH_SIZE = 10
+HEALTH_EVERY_MINUTES = 5
+# The API model checks shape and JSON types only (docs/contract.md): its errors never
+# echo a submitted value; every value rule is the function's.
+PAYMENT_REQUEST_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "PaymentRequest",
+    "type": "object",
+    "required": ["amount", "currency", "paymentToken", "merchantId"],
+    "properties": {
+        name: {"type": "string"}
+        for name in ("amount", "currency", "paymentToken", "merchantId", "description")
+    },
+}
+
+
+def build_payment_platform(naming: Naming) -> Template:
+    """The whole payment-platform stack (seed 001)."""
+    t = new_template(
+        f"{naming.stack(STACK)}: payment API, validation/processing/health functions, "
+        "DynamoDB transactions table, failed-transactions queue with DLQ, alarms, dashboard"
+    )
+    require_region(t, REGION, "the platform is a single-region deployment")
+    settings = add_settings(t)
+    key = add_stack_key(
+        t,
+        naming,
+        alias_base=STACK,
+        description=f"Encrypts the table, queues, topic and log groups of {naming.stack(STACK)}",
+        component="security",
+    )
+    table = add_transactions_table(t, naming, key=key, component="data")
+    failed = add_queue_with_dlq(
+        t,
+        naming,
+        "FailedTransactionsQueue",
+        base_name="failed-transactions",
+        key=key,
+        consumer_timeout=PROCESSING.timeout,
+        retention_seconds=FAILED_QUEUE_RETENTION_SECONDS,
+        max_receive_count=MAX_RECEIVE_COUNT,
+        component="queues",
+        description="Queue of payments that hit a transient failure",
+    )
+    alarm_email = add_alarm_email(t)
+    alarms = add_alarm_topic(t, naming, key=key, email=alarm_email, component="monitoring")
+
+    validation = add_validation(t, naming, settings=settings, key=key)
+    processing = add_processing(t, naming, settings=settings, key=key, table=table, queues=failed)
+    add_queue_trigger(
+        t, naming, processing, failed, batch_size=QUEUE_BATCH_SIZE, component="queues"
+    )
+    health = add_health_monitor(
+        t,
+        naming,
+        settings=settings,
+        key=key,
+        table=table,
+        queues=failed,
+        topic=alarms.topic,
+        processing=processing,
+    )
+    add_schedule(
+        t,
+        naming,
+        health,
+        base_name="payment-health-schedule",
+        every_minutes=HEALTH_EVERY_MINUTES,
+        component="functions",
+    )
+    gateway = add_gateway(t, naming, gateway_spec(validation, processing, health), key=key)
+
+    add_api_alarms(alarms, api_name=gateway.api.Name, stage=gateway.stage.ref())
+    functions = [validation, processing, health]
+    for fn in functions:
+        add_function_alarms(alarms, fn)
+    add_table_alarms(alarms, table)
+    add_queue_alarms(alarms, failed)
+    watch_alarms(health, alarms)
+    add_dashboard(
+        t,
+        naming,
+        api_name=gateway.api.Name,
+        stage=gateway.stage.ref(),
+        functions=functions,
+        table=table,
+        queues=failed,
+        component="monitoring",
+    )
+
+    add_output(
+        t,
+        "InvokeUrl",
+        gateway.invoke_url("/process-payment"),
+        "Full HTTPS URL of POST /process-payment on the prod stage",
+    )
+    add_output(t, "HealthUrl", gateway.invoke_url("/health"), "GET /health (no API key)")
+    add_output(
+        t,
+        "ProcessorFunctionName",
+        processing.ref(),
+        "Name of the processing function (the payment-api stack can front it)",
+    )
+    group_parameters(
+        t,
+        [
+            ("Function code", [settings.code_bucket, settings.code_key]),
+            ("Payment rules", [settings.max_payment_amount, settings.allowed_currencies]),
+            ("Operations", [alarm_email, settings.health_dry_run]),
+            ("Account-wide settings", gateway.parameters),
+        ],
+    )
+    return t
+
+
+def gateway_spec(
+    validation: LambdaFunction, processing: LambdaFunction, health: LambdaFunction
+) -> GatewaySpec:
+    """The routes of DESIGN.md on the shared gateway block."""
+
+    def target(fn: LambdaFunction) -> LambdaTarget:
+        return LambdaTarget(arn=fn.arn, name=fn.ref())
+
+    return GatewaySpec(
+        api_base="payment-platform-api",
+        description="Payment platform API: validate and process payments, read a "
+        "payment's status (API key), and a public health check",
+        key_base="payment-platform-key",
+        key_description="API key clients send in X-Api-Key (throttled and metered by the "
+        "usage plan)",
+        routes=(
+            Route(
+                path="/validate-payment",
+                method="POST",
+                target=target(validation),
+                request_schema=PAYMENT_REQUEST_SCHEMA,
+            ),
+            Route(
+                path="/process-payment",
+                method="POST",
+                target=target(processing),
+                request_schema=PAYMENT_REQUEST_SCHEMA,
+                # Retries must be safe: the processor answers a repeated key with the first result.
+                required_headers=("Idempotency-Key",),
+            ),
+            Route(path="/payments/{transactionId}", method="GET", target=target(processing)),
+            # A load balancer or uptime probe calls it without a key; it reveals states only.
+            Route(path="/health", method="GET", target=target(health), api_key_required=False),
+        ),
+        cors_origin=CORS_ORIGIN,
+    )
+
+
+def add_settings(t: Template) -> PlatformSettings:
+    """The parameters the functions are built from, with console constraints."""
+    return PlatformSettings(
+        code_bucket=add_parameter(
+            t,
+            "CodeBucket",
+            description="S3 bucket (in this region) holding the functions' zip; the deployer "
+            "uploads it there",
+            allowed_pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+            constraint="an S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'",
+            label="Code bucket",
+        ),
+        code_key=add_parameter(
+            t,
+            "CodeKey",
+            description="Object key of the functions' zip in the code bucket, such as "
+            "qa/lambda/<sha256>.zip",
+            allowed_pattern=r"^[A-Za-z0-9!_.*'()/-]{1,1020}\.zip$",
+            constraint="an S3 key of letters, digits and !_.*'()/- ending in .zip",
+            label="Code object key",
+        ),
+        max_payment_amount=add_parameter(
+            t,
+            "MaxPaymentAmount",
+            description="Largest amount one payment may carry, in the currency's major unit",
+            default="10000.00",
+            allowed_pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            constraint="a positive decimal such as 10000.00 (at most two decimals)",
+            label="Maximum payment amount",
+        ),
+        allowed_currencies=add_parameter(
+            t,
+            "AllowedCurrencies",
+            description="Comma-separated ISO 4217 codes the platform accepts",
+            default="USD,EUR,GBP,CAD,AUD,JPY,CHF",
+            allowed_pattern=r"^[A-Z]{3}(,[A-Z]{3})*$",
+            constraint="uppercase three-letter codes separated by commas, no spaces",
+            label="Allowed currencies",
+        ),
+        health_dry_run=add_parameter(
+            t,
+            "HealthDryRun",
+            description="true: the health monitor reports but never redrives the DLQ",
+            default="false",
+            allowed_values=["true", "false"],
+            label="Health monitor dry run",
+        ),
+    )
+
+
+def add_alarm_email(t: Template) -> Parameter:
+    """The optional e-mail address subscribed to the alarm topic."""
+    return add_parameter(
+        t,
+        "AlarmEmail",
+        description="E-mail address that receives alarm notifications (confirm the "
+        "subscription e-mail); empty for none",
+        default="",
+        allowed_pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        constraint="an e-mail address, or empty",
+        label="Alarm e-mail",
+    )
