@@ -31,14 +31,11 @@ RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
 
 CHECKOV_SKIPS = {
-    "CKV_AWS_115": "No reserved concurrency on purpose: the seed forbids it (account limits).",
-    "CKV_AWS_116": "Failures are not dropped: API calls are synchronous, queue batches go to "
-    "the queue's DLQ, and a failed scheduled health run is replaced by the next one and "
-    "raises the Errors alarm.",
-    "CKV_AWS_117": "Reaches only AWS APIs over TLS with IAM auth; a VPC would add NAT or "
-    "endpoints and no isolation.",
-    "CKV_AWS_173": "The environment holds no secret (names, URLs, limits); Lambda encrypts "
-    "it at rest with its own key.",
+    "CKV_AWS_115": "The seed forbids reserved concurrency (account limits).",
+    "CKV_AWS_116": "No async event is dropped: API calls are synchronous, queue batches "
+    "end in the queue's DLQ, a failed health run is redone 5 minutes later.",
+    "CKV_AWS_117": "Calls only AWS APIs (TLS, IAM); a VPC adds NAT cost, no isolation.",
+    "CKV_AWS_173": "The environment holds no secret; Lambda encrypts it at rest anyway.",
 }
 
 

@@ -325,16 +325,14 @@ def add_dashboard(
         return ["AWS/SQS", metric, "QueueName", var(queue)]
 
     def widget(title: str, metrics: list, stat: str) -> dict:
+        # Defaults left out on purpose: time series, 5-minute period, automatic layout.
         return {
             "type": "metric",
-            "width": 12,
             "properties": {
                 "title": title,
                 "region": var("AWS::Region"),
                 "metrics": metrics,
                 "stat": stat,
-                "period": FIVE_MINUTES,
-                "view": "timeSeries",
             },
         }
 
@@ -344,7 +342,7 @@ def add_dashboard(
             widget(
                 "API requests and errors", [api("Count"), api("4XXError"), api("5XXError")], "Sum"
             ),
-            widget("API latency p99 (ms)", [api("Latency"), api("IntegrationLatency")], "p99"),
+            widget("API latency p99 (ms)", [api("Latency")], "p99"),
             widget(
                 "Function errors and throttles",
                 per_function("Errors") + per_function("Throttles"),
