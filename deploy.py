@@ -1,0 +1,168 @@
+"""Deploy the payment stacks with CloudFormation change sets (CLI only; see docs/deployer.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from deployer.aws import AwsSettings, make_clients
+from deployer.changeset import WaitConfig
+from deployer.errors import DeployError, InvalidInputError, NoRegionError, WrongRegionError
+from deployer.packaging import DEFAULT_SOURCE
+from deployer.run import DeployOptions, Run, check_region, prepare
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+BAD_INPUT = (InvalidInputError, WrongRegionError, NoRegionError)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; every option is described in docs/deployer.md too."""
+    parser = argparse.ArgumentParser(
+        description="Package the Lambda code, preview and deploy the payment stacks with "
+        "CloudFormation change sets (platform first, then payment-api). AWS settings come "
+        "from the standard places: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ~/.aws.",
+    )
+    parser.add_argument("--suffix", required=True, help="environment suffix, e.g. qa or prod")
+    parser.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="deploy only this stack (base name, e.g. payment-api); repeatable; default: all",
+    )
+    parser.add_argument("--yes", action="store_true", help="execute without asking (CI)")
+    parser.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="create and preview the change sets, execute nothing (they stay for review)",
+    )
+    parser.add_argument(
+        "--destroy", action="store_true", help="delete the stacks (payment-api first) and wait"
+    )
+    parser.add_argument(
+        "--delete-artifacts",
+        action="store_true",
+        help="with --destroy: also delete every version of this suffix's zips and templates "
+        "in the artifact bucket",
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="start moto's server in this process on a free loopback port and deploy there "
+        "(no AWS account needed; state is lost when the command ends)",
+    )
+    parser.add_argument(
+        "--artifact-bucket",
+        metavar="BUCKET",
+        help="existing bucket in the deploy region for zips and large templates "
+        "(default: the bucket of the payment-infrastructure-bootstrap stack, created when missing)",
+    )
+    parser.add_argument(
+        "--processor-function",
+        metavar="NAME",
+        help="Lambda the payment-api stack fronts (default: the platform's "
+        "payment-processor-SUFFIX when the platform is deployed or exists, "
+        "else the template's default)",
+    )
+    parser.add_argument(
+        "--hide-api-key",
+        action="store_true",
+        help="print the API key id but not its value (for shared CI logs)",
+    )
+    parser.add_argument(
+        "--profile", help="AWS profile (default: AWS_PROFILE or the default profile)"
+    )
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    parser.add_argument(
+        "--retry-mode",
+        choices=["standard", "adaptive"],
+        default="standard",
+        help="botocore retry mode; adaptive also rate-limits on the client (default: standard)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=WaitConfig.stack_timeout / 60,
+        metavar="MINUTES",
+        help="give up waiting for one stack operation after this long (default: %(default).0f)",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=DEFAULT_SOURCE,
+        help="handlers package to zip (default: src/handlers)",
+    )
+    return parser.parse_args(argv)
+
+
+def confirm_on_terminal(question: str) -> bool:
+    """Ask on the terminal; only 'y' or 'yes' executes."""
+    return input(question).strip().lower() in {"y", "yes"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, validate, deploy or destroy; return the exit code."""
+    args = parse_args(argv)
+    options = DeployOptions(
+        suffix=args.suffix,
+        stacks=tuple(args.stack),
+        yes=args.yes,
+        no_execute=args.no_execute,
+        destroy=args.destroy,
+        delete_artifacts=args.delete_artifacts,
+        artifact_bucket=args.artifact_bucket,
+        processor_function=args.processor_function,
+        hide_api_key=args.hide_api_key,
+        local=args.local,
+        source_dir=args.source,
+    )
+    wait = WaitConfig(stack_timeout=args.timeout * 60)
+    try:
+        if args.delete_artifacts and not args.destroy:
+            raise InvalidInputError(reason="--delete-artifacts goes with --destroy")
+        if args.no_execute and args.destroy:
+            raise InvalidInputError(reason="--no-execute and --destroy do not go together")
+        if not (args.yes or args.no_execute or sys.stdin.isatty()):
+            raise InvalidInputError(
+                reason="no terminal to confirm on: pass --yes to execute, "
+                "or --no-execute to preview"
+            )
+        plan = prepare(options)
+        with ExitStack() as stack:
+            settings = AwsSettings(
+                profile=args.profile, region=args.region, retry_mode=args.retry_mode
+            )
+            if args.local:
+                from deployer.local import (
+                    LOCAL_ACCESS_KEY,
+                    LOCAL_REGION,
+                    LOCAL_SECRET_KEY,
+                    moto_server,
+                )
+
+                endpoint = stack.enter_context(moto_server())
+                print(f"--local: moto server at {endpoint}; nothing reaches AWS")
+                settings = AwsSettings(
+                    region=LOCAL_REGION,
+                    endpoint_url=endpoint,
+                    access_key=LOCAL_ACCESS_KEY,
+                    secret_key=LOCAL_SECRET_KEY,
+                    retry_mode=args.retry_mode,
+                )
+            clients = make_clients(settings)
+            check_region(plan, clients.region)
+            report = Run(plan, options, clients, print, confirm_on_terminal, wait).execute()
+    except DeployError as error:
+        print(f"deploy.py: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(error, BAD_INPUT) else EXIT_FAILED
+    if report.error is not None:
+        print(f"deploy.py: error: {report.error}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(report.error, BAD_INPUT) else EXIT_FAILED
+    return 0 if report.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
