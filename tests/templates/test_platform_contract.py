@@ -1,0 +1,298 @@
+"""The platform template against docs/contract.md: environment, handlers, table, queues, roles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.templates.cfn import as_list, one, props, resources, statements
+
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
+# Contract section heading -> the functions (by POWERTOOLS_SERVICE_NAME) it applies to.
+ENV_SECTIONS = {
+    "All functions:": {"validation", "processing", "health"},
+    "Validation and processing:": {"validation", "processing"},
+    "Processing adds:": {"processing"},
+    "Health adds:": {"health"},
+}
+
+
+def contract_environment() -> dict[str, set[str]]:
+    """Service -> the variable names docs/contract.md gives it."""
+    names: dict[str, set[str]] = {service: set() for service in ENV_SECTIONS["All functions:"]}
+    services: set[str] = set()
+    for line in CONTRACT.read_text().splitlines():
+        if line.strip() in ENV_SECTIONS:
+            services = ENV_SECTIONS[line.strip()]
+        elif line.startswith("## "):
+            services = set()
+        elif services and line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", first_cell):
+                for service in services:
+                    names[service].add(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def platform(all_templates) -> dict:
+    return all_templates["payment-platform"]
+
+
+@pytest.fixture(scope="module")
+def functions(platform) -> dict[str, dict]:
+    """Service name -> function Properties."""
+    found = {}
+    for fn in resources(platform, "AWS::Lambda::Function").values():
+        variables = props(fn)["Environment"]["Variables"]
+        found[variables["POWERTOOLS_SERVICE_NAME"]] = props(fn)
+    return found
+
+
+def test_contract_lists_environment_for_every_function():
+    names = contract_environment()
+    assert all(len(v) >= 5 for v in names.values()), names
+
+
+@pytest.mark.parametrize("service", ["validation", "processing", "health"])
+def test_environment_names_are_exactly_the_contracts(functions, service):
+    assert set(functions[service]["Environment"]["Variables"]) == contract_environment()[service]
+
+
+@pytest.mark.parametrize("service", ["validation", "processing", "health"])
+def test_common_environment_values(functions, service, naming):
+    variables = functions[service]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == service
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == f"PaymentPlatform/{naming.suffix}"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert variables["CORS_ALLOWED_ORIGIN"] == "https://app.example.com"
+    assert variables["ENVIRONMENT"] == naming.suffix
+
+
+@pytest.mark.parametrize("service", ["validation", "processing"])
+def test_payment_rules_come_from_parameters_with_the_contract_defaults(
+    platform, functions, service
+):
+    variables = functions[service]["Environment"]["Variables"]
+    parameters = platform["Parameters"]
+    amount = parameters[variables["MAX_PAYMENT_AMOUNT"]["Ref"]]
+    currencies = parameters[variables["ALLOWED_CURRENCIES"]["Ref"]]
+    assert amount["Default"] == "10000.00"
+    assert re.fullmatch(amount["AllowedPattern"], amount["Default"])
+    assert currencies["Default"] == "USD,EUR,GBP,CAD,AUD,JPY,CHF"
+    assert re.fullmatch(currencies["AllowedPattern"], currencies["Default"])
+    assert not re.fullmatch(currencies["AllowedPattern"], "USD, EUR")
+
+
+def test_processing_environment_values(functions):
+    variables = functions["processing"]["Environment"]["Variables"]
+    assert variables["TRANSACTIONS_TABLE"] == {"Ref": "TransactionsTable"}
+    assert variables["FAILED_TRANSACTIONS_QUEUE_URL"] == {"Ref": "FailedTransactionsQueue"}
+    assert variables["IDEMPOTENCY_TTL_SECONDS"] == "86400"
+    assert variables["PAYMENT_PROVIDER"] == "simulated"
+
+
+def test_health_environment_values(platform, functions):
+    variables = functions["health"]["Environment"]["Variables"]
+    assert variables["TRANSACTIONS_TABLE"] == {"Ref": "TransactionsTable"}
+    assert variables["HEALTH_STATE_ITEM_ID"] == "health#state"
+    assert variables["FAILED_TRANSACTIONS_QUEUE_URL"] == {"Ref": "FailedTransactionsQueue"}
+    assert variables["FAILED_TRANSACTIONS_QUEUE_ARN"] == {
+        "Fn::GetAtt": ["FailedTransactionsQueue", "Arn"]
+    }
+    assert variables["FAILED_TRANSACTIONS_DLQ_URL"] == {"Ref": "FailedTransactionsQueueDlq"}
+    assert variables["FAILED_TRANSACTIONS_DLQ_ARN"] == {
+        "Fn::GetAtt": ["FailedTransactionsQueueDlq", "Arn"]
+    }
+    assert variables["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+    assert variables["PROCESSING_FUNCTION_NAME"] == {"Ref": "ProcessingFunction"}
+    assert variables["REDRIVE_MAX_MESSAGES_PER_SECOND"] == "10"
+    assert variables["REDRIVE_COOLDOWN_SECONDS"] == "900"
+    dry_run = platform["Parameters"][variables["HEALTH_DRY_RUN"]["Ref"]]
+    assert dry_run["Default"] == "false"
+    assert dry_run["AllowedValues"] == ["true", "false"]
+
+
+def test_alarm_names_are_every_alarm_of_the_stack(platform, functions):
+    listed = functions["health"]["Environment"]["Variables"]["ALARM_NAMES"].split(",")
+    alarms = resources(platform, "AWS::CloudWatch::Alarm").values()
+    assert sorted(listed) == sorted(props(a)["AlarmName"] for a in alarms)
+
+
+def test_processing_function_name(functions, naming):
+    assert functions["processing"]["FunctionName"] == f"payment-processor-{naming.suffix}"
+
+
+@pytest.mark.parametrize(
+    ("service", "handler"),
+    [
+        ("validation", "handlers.validation.handler"),
+        ("processing", "handlers.processing.handler"),
+        ("health", "handlers.health.handler"),
+    ],
+)
+def test_handler_runtime_and_architecture(functions, service, handler):
+    fn = functions[service]
+    assert fn["Handler"] == handler
+    assert fn["Runtime"] == "python3.12"
+    assert fn["Architectures"] == ["arm64"]
+
+
+def test_all_functions_share_one_zip_from_parameters(platform, functions):
+    codes = {repr(fn["Code"]) for fn in functions.values()}
+    assert len(codes) == 1
+    code = next(iter(functions.values()))["Code"]
+    assert set(code) == {"S3Bucket", "S3Key"}
+    bucket = platform["Parameters"][code["S3Bucket"]["Ref"]]
+    key = platform["Parameters"][code["S3Key"]["Ref"]]
+    assert re.fullmatch(bucket["AllowedPattern"], "my-code-bucket.example")
+    assert not re.fullmatch(bucket["AllowedPattern"], "My_Bucket")
+    assert re.fullmatch(key["AllowedPattern"], "qa/lambda/" + "ab" * 32 + ".zip")
+    assert not re.fullmatch(key["AllowedPattern"], "qa/lambda/code.tar.gz")
+
+
+def test_table_schema(platform, naming):
+    _, table = one(platform, "AWS::DynamoDB::Table")
+    p = props(table)
+    assert p["TableName"] == f"transactions-{naming.suffix}"
+    assert p["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert p["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_queue_names_receive_count_and_batch_size(platform, naming):
+    queues = resources(platform, "AWS::SQS::Queue")
+    assert props(queues["FailedTransactionsQueue"])["QueueName"] == (
+        f"failed-transactions-{naming.suffix}"
+    )
+    assert props(queues["FailedTransactionsQueueDlq"])["QueueName"] == (
+        f"failed-transactions-dlq-{naming.suffix}"
+    )
+    assert props(queues["FailedTransactionsQueue"])["RedrivePolicy"]["maxReceiveCount"] == 5
+    _, mapping = one(platform, "AWS::Lambda::EventSourceMapping")
+    assert props(mapping)["BatchSize"] == 10
+    assert props(mapping)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props(mapping)["FunctionName"] == {"Ref": "ProcessingFunction"}
+
+
+# ---- roles: exactly the calls docs/contract.md lists, on this stack's resources ----
+
+
+def _resource_label(value) -> str:
+    """A readable name for a policy Resource entry."""
+    if value == "*":
+        return "*"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return value["Fn::GetAtt"][0]
+    if isinstance(value, dict) and "Ref" in value:
+        return value["Ref"]
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        match = re.fullmatch(
+            r"arn:\$\{AWS::Partition\}:cloudwatch:\$\{AWS::Region\}:"
+            r"\$\{AWS::AccountId\}:alarm:(.+)",
+            text,
+        )
+        if match:
+            return "alarm:" + match.group(1)
+    raise AssertionError(f"unexpected resource form {value}")
+
+
+def granted(platform: dict, role_id: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs one role's policies allow."""
+    role = platform["Resources"][role_id]
+    pairs = set()
+    for policy in props(role)["Policies"]:
+        for statement in statements(policy["PolicyDocument"]):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    pairs.add((action, _resource_label(resource)))
+    return pairs
+
+
+def baseline(service_log_group: str) -> set[tuple[str, str]]:
+    return {
+        ("logs:CreateLogStream", service_log_group),
+        ("logs:PutLogEvents", service_log_group),
+        ("xray:PutTraceSegments", "*"),
+        ("xray:PutTelemetryRecords", "*"),
+    }
+
+
+def role_of(platform: dict, service: str) -> str:
+    for fn in resources(platform, "AWS::Lambda::Function").values():
+        if props(fn)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service:
+            return props(fn)["Role"]["Fn::GetAtt"][0]
+    raise AssertionError(service)
+
+
+def test_validation_role_is_logs_and_traces_only(platform):
+    assert granted(platform, role_of(platform, "validation")) == baseline("ValidationLogGroup")
+
+
+def test_processing_role_is_exactly_the_contract(platform):
+    expected = baseline("ProcessingLogGroup") | {
+        ("dynamodb:GetItem", "TransactionsTable"),
+        ("dynamodb:PutItem", "TransactionsTable"),
+        ("dynamodb:UpdateItem", "TransactionsTable"),
+        ("dynamodb:DeleteItem", "TransactionsTable"),
+        ("sqs:SendMessage", "FailedTransactionsQueue"),
+        ("sqs:ReceiveMessage", "FailedTransactionsQueue"),
+        ("sqs:DeleteMessage", "FailedTransactionsQueue"),
+        ("sqs:GetQueueAttributes", "FailedTransactionsQueue"),
+        ("sqs:ChangeMessageVisibility", "FailedTransactionsQueue"),
+        ("kms:GenerateDataKey", "StackKey"),
+        ("kms:Decrypt", "StackKey"),
+    }
+    assert granted(platform, role_of(platform, "processing")) == expected
+
+
+def test_health_role_is_exactly_the_contract(platform):
+    alarms = {
+        ("cloudwatch:DescribeAlarms", "alarm:" + props(a)["AlarmName"])
+        for a in resources(platform, "AWS::CloudWatch::Alarm").values()
+    }
+    expected = (
+        baseline("HealthLogGroup")
+        | alarms
+        | {
+            ("dynamodb:DescribeTable", "TransactionsTable"),
+            ("dynamodb:GetItem", "TransactionsTable"),
+            ("dynamodb:PutItem", "TransactionsTable"),
+            ("dynamodb:UpdateItem", "TransactionsTable"),
+            ("sqs:GetQueueAttributes", "FailedTransactionsQueue"),
+            ("sqs:GetQueueAttributes", "FailedTransactionsQueueDlq"),
+            ("sqs:StartMessageMoveTask", "FailedTransactionsQueueDlq"),
+            ("sqs:ListMessageMoveTasks", "FailedTransactionsQueueDlq"),
+            ("sqs:ReceiveMessage", "FailedTransactionsQueueDlq"),
+            ("sqs:DeleteMessage", "FailedTransactionsQueueDlq"),
+            ("sqs:SendMessage", "FailedTransactionsQueue"),
+            ("cloudwatch:GetMetricData", "*"),
+            ("sns:Publish", "AlarmTopic"),
+            ("kms:GenerateDataKey", "StackKey"),
+            ("kms:Decrypt", "StackKey"),
+        }
+    )
+    assert granted(platform, role_of(platform, "health")) == expected
+
+
+def test_health_reads_and_writes_only_its_state_item(platform):
+    role = platform["Resources"][role_of(platform, "health")]
+    item_statements = [
+        s
+        for s in statements(props(role)["Policies"][0]["PolicyDocument"])
+        if "dynamodb:PutItem" in as_list(s["Action"])
+    ]
+    assert len(item_statements) == 1
+    assert item_statements[0]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["health#state"]}
+    }
+
+
+def test_only_the_health_monitor_may_describe_alarms_and_read_metrics(platform):
+    for service in ("validation", "processing"):
+        actions = {action for action, _ in granted(platform, role_of(platform, service))}
+        assert not actions & {"cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"}
