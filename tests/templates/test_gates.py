@@ -77,6 +77,17 @@ def test_every_checkov_skip_is_in_metadata_with_a_reason(stack):
             )
 
 
-def test_template_fits_a_direct_upload(stack_json):
-    _, text = stack_json
-    assert len(text.encode()) < UPLOAD_LIMIT_BYTES
+# Stacks whose template must stay small enough to send as a TemplateBody. The platform
+# (about 57 KB even without indentation) goes through S3: the console's "Upload a template
+# file" stores it in S3 itself, and the deployer uploads bodies over the limit.
+DIRECT_UPLOAD_STACKS = {"payment-api"}
+S3_TEMPLATE_LIMIT_BYTES = 1_048_576  # CloudFormation's limit for a template in S3
+
+
+def test_template_size_fits_its_upload_path(stack_json):
+    base, text = stack_json
+    size = len(text.encode())
+    if base in DIRECT_UPLOAD_STACKS:
+        assert size < UPLOAD_LIMIT_BYTES
+    else:
+        assert size < S3_TEMPLATE_LIMIT_BYTES
