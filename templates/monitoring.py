@@ -37,7 +37,8 @@ from templates.queues import QueueWithDlq
 
 FIVE_MINUTES = 300
 ONE_MINUTE = 60
-# API latency p99 above this (ms) for 3 of 5 minutes pages someone: the clients time out at 10 s.
+# API p99 latency (ms) that pages someone when it lasts 3 of 5 minutes: far above a healthy
+# validate/process call, far below API Gateway's 29 s integration limit.
 API_P99_LATENCY_MS = 2000
 # Server errors tolerated in five minutes before paging (one is noise, five is a pattern).
 API_5XX_PER_5_MINUTES = 5
