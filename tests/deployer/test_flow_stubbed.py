@@ -1,0 +1,472 @@
+"""Every stack state and failure path, against botocore's Stubber (no server, no sleeping)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.stub import ANY, Stubber
+
+from deployer.changeset import Deployer, WaitConfig
+from deployer.errors import (
+    ChangeSetFailedError,
+    DeclinedError,
+    StackNotOursError,
+    StackOperationFailedError,
+    UpdateRollbackFailedError,
+    WaitTimeoutError,
+)
+from deployer.events import Failure
+from deployer.flow import Outcome, StackFlow
+from deployer.output import StackLog
+from deployer.stackspec import StackSpec, stack_tags
+from templates.common import to_json
+
+NAME = "payment-api-qa"
+STACK_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{NAME}/1111"
+CS_ID = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/cs/2222"
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+TEMPLATE = {
+    "Parameters": {"ProcessorFunctionName": {"Type": "String", "Default": "payment-processor"}},
+    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+}
+OUR_TAGS = [{"Key": k, "Value": v} for k, v in stack_tags("qa").items()]
+
+
+def spec(parameters: dict[str, str] | None = None) -> StackSpec:
+    return StackSpec(NAME, "payment-api", TEMPLATE, parameters or {}, stack_tags("qa"))
+
+
+def stack(status: str, tags: list[dict[str, str]] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "Stacks": [
+            {
+                "StackName": NAME,
+                "StackId": STACK_ID,
+                "CreationTime": NOW,
+                "StackStatus": status,
+                "Tags": OUR_TAGS if tags is None else tags,
+                "Parameters": [
+                    {"ParameterKey": "ProcessorFunctionName", "ParameterValue": "payment-processor"}
+                ],
+                **extra,
+            }
+        ]
+    }
+
+
+def event(n: int, status: str, logical: str = NAME, reason: str | None = None) -> dict[str, Any]:
+    item = {
+        "StackId": STACK_ID,
+        "EventId": f"e{n}",
+        "StackName": NAME,
+        "LogicalResourceId": logical,
+        "ResourceType": "AWS::CloudFormation::Stack" if logical == NAME else "AWS::SQS::Queue",
+        "Timestamp": NOW,
+        "ResourceStatus": status,
+    }
+    if reason:
+        item["ResourceStatusReason"] = reason
+    return item
+
+
+class Harness:
+    """A stubbed CloudFormation client, a StackFlow on it, and everything it recorded."""
+
+    def __init__(self, *, yes: bool = True, answer: bool = False, no_execute: bool = False) -> None:
+        self.cfn = boto3.client("cloudformation", region_name="us-east-1")
+        self.stub = Stubber(self.cfn)
+        self.lines: list[str] = []
+        self.sleeps: list[float] = []
+        self.clock = 0.0
+        self.failures: list[Failure] = []
+        self.outcomes: list[Outcome] = []
+        self.questions: list[str] = []
+
+        def sleep(seconds: float) -> None:
+            self.sleeps.append(seconds)
+            self.clock += seconds
+
+        deployer = Deployer(
+            self.cfn, StackLog(self.lines.append, NAME), WaitConfig(), sleep, lambda: self.clock
+        )
+
+        def confirm(question: str) -> bool:
+            self.questions.append(question)
+            return answer
+
+        self.flow = StackFlow(
+            deployer, self.failures, self.outcomes, confirm, yes=yes, no_execute=no_execute
+        )
+
+    def add(
+        self, operation: str, response: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> None:
+        self.stub.add_response(operation, response, params)
+
+    def error(self, operation: str, code: str, message: str) -> None:
+        self.stub.add_client_error(operation, service_error_code=code, service_message=message)
+
+    def describe(self, status: str, **kwargs: Any) -> None:
+        self.add("describe_stacks", stack(status, **kwargs))
+
+    def no_stack(self) -> None:
+        self.error("describe_stacks", "ValidationError", f"Stack with id {NAME} does not exist")
+
+    def change_set(
+        self, change_set_type: str, status: str = "CREATE_COMPLETE", reason: str = ""
+    ) -> None:
+        self.add(
+            "create_change_set",
+            {"Id": CS_ID, "StackId": STACK_ID},
+            {
+                "StackName": NAME,
+                "ChangeSetName": ANY,
+                "ChangeSetType": change_set_type,
+                "Parameters": ANY,
+                "Tags": ANY,
+                "Capabilities": ANY,
+                "ClientToken": ANY,
+                "Description": ANY,
+                "TemplateBody": ANY,
+            },
+        )
+        response: dict[str, Any] = {
+            "ChangeSetId": CS_ID,
+            "ChangeSetName": "cs",
+            "StackId": STACK_ID,
+            "Status": status,
+            "Changes": [
+                {
+                    "Type": "Resource",
+                    "ResourceChange": {
+                        "Action": "Modify",
+                        "LogicalResourceId": "Queue",
+                        "ResourceType": "AWS::SQS::Queue",
+                        "Replacement": "True",
+                    },
+                }
+            ]
+            if status == "CREATE_COMPLETE"
+            else [],
+        }
+        if reason:
+            response["StatusReason"] = reason
+        self.add("describe_change_set", response, {"ChangeSetName": CS_ID})
+
+    def execute(self, final: str, events: list[dict[str, Any]]) -> None:
+        self.add("describe_stack_events", {"StackEvents": [event(0, "REVIEW_IN_PROGRESS")]})
+        self.add("execute_change_set", {}, {"ChangeSetName": CS_ID, "ClientRequestToken": ANY})
+        self.describe(final)
+        self.add("describe_stack_events", {"StackEvents": list(reversed(events))})
+
+    def run(self, action: str = "deploy") -> Outcome:
+        with self.stub:
+            try:
+                if action == "deploy":
+                    return self.flow.deploy(spec())
+                return self.flow.destroy(spec())
+            finally:
+                self.stub.assert_no_pending_responses()
+
+
+def test_missing_stack_is_created_with_a_create_change_set() -> None:
+    h = Harness()
+    h.no_stack()
+    h.change_set("CREATE")
+    h.execute("CREATE_COMPLETE", [event(1, "CREATE_IN_PROGRESS"), event(2, "CREATE_COMPLETE")])
+    outcome = h.run()
+    assert outcome.result == "created"
+    assert outcome.change_sets == 1
+    assert f"[{NAME}] CREATE_COMPLETE" in h.lines
+    assert any("REPLACE !!" in line for line in h.lines), (
+        "replacement must stand out in the preview"
+    )
+    assert all(line.startswith(f"[{NAME}] ") for line in h.lines)
+    assert h.sleeps == []
+
+
+def test_review_in_progress_gets_a_create_change_set_without_reading_the_template() -> None:
+    h = Harness()
+    h.describe("REVIEW_IN_PROGRESS")
+    h.change_set("CREATE")  # the stubber fails on GetTemplate: none is queued
+    h.execute("CREATE_COMPLETE", [event(1, "CREATE_COMPLETE")])
+    assert h.run().result == "created"
+
+
+def test_rollback_complete_with_our_tags_is_deleted_and_recreated() -> None:
+    h = Harness()
+    h.describe("ROLLBACK_COMPLETE")
+    h.add("describe_stack_events", {"StackEvents": [event(0, "ROLLBACK_COMPLETE")]})
+    h.add("delete_stack", {}, {"StackName": STACK_ID, "ClientRequestToken": ANY})
+    h.describe("DELETE_COMPLETE")
+    h.add("describe_stack_events", {"StackEvents": [event(1, "DELETE_COMPLETE"), event(0, "x")]})
+    h.change_set("CREATE")
+    h.execute("CREATE_COMPLETE", [event(2, "CREATE_COMPLETE")])
+    assert h.run().result == "created"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],
+        [
+            {"Key": "Project", "Value": "payment-infrastructure"},
+            {"Key": "Environment", "Value": "prod"},
+        ],
+    ],
+    ids=["untagged", "other-suffix"],
+)
+def test_rollback_complete_without_our_tags_is_left_alone(tags: list[dict[str, str]]) -> None:
+    h = Harness()
+    h.describe("ROLLBACK_COMPLETE", tags=tags)  # no DeleteStack queued: calling it would fail
+    with pytest.raises(StackNotOursError) as error:
+        h.run()
+    assert "delete-stack --stack-name payment-api-qa" in str(error.value)
+    assert h.outcomes[0].result.startswith("failed")
+
+
+def test_in_progress_is_waited_on_never_deleted() -> None:
+    h = Harness()
+    h.describe("UPDATE_IN_PROGRESS")
+    h.add("describe_stack_events", {"StackEvents": [event(0, "UPDATE_IN_PROGRESS")]})
+    h.describe("UPDATE_IN_PROGRESS")
+    h.add("describe_stack_events", {"StackEvents": [event(0, "UPDATE_IN_PROGRESS")]})
+    h.describe("UPDATE_COMPLETE")
+    h.add("describe_stack_events", {"StackEvents": [event(1, "UPDATE_COMPLETE"), event(0, "x")]})
+    h.describe("UPDATE_COMPLETE")
+    h.add(
+        "get_template",
+        {"TemplateBody": to_json(TEMPLATE)},
+        {"StackName": NAME, "TemplateStage": "Original"},
+    )
+    outcome = h.run()
+    assert outcome.result == "up to date"
+    assert outcome.change_sets == 0
+    assert h.sleeps == [WaitConfig().stack_delay]
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "The submitted information didn't contain changes. "
+        "Submit different information to create a change set.",
+        "No updates are to be performed.",
+    ],
+)
+def test_empty_change_set_is_deleted_and_reported_as_success(reason: str) -> None:
+    h = Harness()
+    h.describe("UPDATE_COMPLETE")
+    h.add("get_template", {"TemplateBody": to_json({**TEMPLATE, "Description": "old"})})
+    h.change_set("UPDATE", status="FAILED", reason=reason)
+    h.add("delete_change_set", {}, {"ChangeSetName": CS_ID})
+    outcome = h.run()
+    assert outcome.result == "no changes"
+    assert any("empty change set deleted" in line for line in h.lines)
+
+
+def test_failed_change_set_names_the_reason_and_is_removed() -> None:
+    h = Harness()
+    h.no_stack()
+    h.change_set("CREATE", status="FAILED", reason="Template format error: bad resource")
+    h.add("delete_change_set", {}, {"ChangeSetName": CS_ID})
+    with pytest.raises(ChangeSetFailedError) as error:
+        h.run()
+    assert "Template format error: bad resource" in str(error.value)
+
+
+def test_refused_create_change_set_is_a_clear_error() -> None:
+    h = Harness()
+    h.no_stack()
+    h.error(
+        "create_change_set",
+        "InsufficientCapabilitiesException",
+        "Requires capabilities : [CAPABILITY_NAMED_IAM]",
+    )
+    with pytest.raises(ChangeSetFailedError) as error:
+        h.run()
+    assert "CAPABILITY_NAMED_IAM" in str(error.value)
+
+
+def test_waiter_failure_checks_final_status_and_keeps_failed_resources() -> None:
+    h = Harness()
+    h.describe("UPDATE_COMPLETE")
+    h.add("get_template", {"TemplateBody": to_json({**TEMPLATE, "Description": "old"})})
+    h.change_set("UPDATE")
+    h.execute(
+        "UPDATE_ROLLBACK_COMPLETE",
+        [
+            event(1, "UPDATE_IN_PROGRESS"),
+            event(2, "UPDATE_FAILED", "Queue", "Resource handler returned message: AccessDenied"),
+            event(3, "UPDATE_ROLLBACK_COMPLETE"),
+        ],
+    )
+    with pytest.raises(StackOperationFailedError) as error:
+        h.run()
+    assert "UPDATE_ROLLBACK_COMPLETE (expected UPDATE_COMPLETE)" in str(error.value)
+    assert [(f.logical_id, f.status) for f in h.failures] == [("Queue", "UPDATE_FAILED")]
+    assert "AccessDenied" in h.failures[0].reason
+
+
+def test_update_state_does_not_pass_for_a_create() -> None:
+    # botocore's stack_create_complete waiter would accept this; we do not.
+    h = Harness()
+    h.no_stack()
+    h.change_set("CREATE")
+    h.execute("UPDATE_COMPLETE", [event(1, "UPDATE_COMPLETE")])
+    with pytest.raises(StackOperationFailedError):
+        h.run()
+
+
+def test_update_rollback_failed_names_the_continue_command() -> None:
+    h = Harness()
+    h.describe("UPDATE_ROLLBACK_FAILED")
+    with pytest.raises(UpdateRollbackFailedError) as error:
+        h.run()
+    assert "aws cloudformation continue-update-rollback --stack-name payment-api-qa" in str(
+        error.value
+    )
+
+
+def test_throttled_poll_is_retried_not_fatal() -> None:
+    h = Harness()
+    h.no_stack()
+    h.change_set("CREATE")
+    h.add("describe_stack_events", {"StackEvents": []})
+    h.add("execute_change_set", {})
+    h.error("describe_stacks", "Throttling", "Rate exceeded")
+    h.add("describe_stack_events", {"StackEvents": []})
+    h.describe("CREATE_COMPLETE")
+    h.add("describe_stack_events", {"StackEvents": [event(1, "CREATE_COMPLETE")]})
+    assert h.run().result == "created"
+    assert h.sleeps == [WaitConfig().stack_delay]
+    assert any("throttled" in line for line in h.lines)
+
+
+def test_wait_gives_up_on_the_time_budget() -> None:
+    h = Harness()
+    h.describe("UPDATE_IN_PROGRESS")
+    h.add("describe_stack_events", {"StackEvents": []})
+    polls = int(WaitConfig().stack_timeout / WaitConfig().stack_delay) + 1
+    for _ in range(polls):
+        h.describe("UPDATE_IN_PROGRESS")
+        h.add("describe_stack_events", {"StackEvents": []})
+    with pytest.raises(WaitTimeoutError):
+        h.run()
+    assert sum(h.sleeps) >= WaitConfig().stack_timeout
+
+
+def test_declined_change_set_is_deleted() -> None:
+    h = Harness(yes=False, answer=False)
+    h.no_stack()
+    h.change_set("CREATE")
+    h.add("delete_change_set", {}, {"ChangeSetName": CS_ID})
+    with pytest.raises(DeclinedError):
+        h.run()
+    assert h.questions and NAME in h.questions[0]
+
+
+def test_no_execute_leaves_the_change_set_for_review() -> None:
+    h = Harness(no_execute=True)
+    h.no_stack()
+    h.change_set("CREATE")
+    outcome = h.run()
+    assert outcome.result == "change set ready"
+    assert any("execute-change-set" in line for line in h.lines)
+
+
+def test_destroy_refuses_a_stack_without_our_tags() -> None:
+    h = Harness()
+    h.describe("CREATE_COMPLETE", tags=[])
+    with pytest.raises(StackNotOursError):
+        h.run("destroy")
+
+
+def test_destroy_reports_retained_resources() -> None:
+    h = Harness()
+    h.describe("CREATE_COMPLETE")
+    h.add("describe_stack_events", {"StackEvents": [event(0, "CREATE_COMPLETE")]})
+    h.add("delete_stack", {}, {"StackName": STACK_ID, "ClientRequestToken": ANY})
+    h.describe("DELETE_COMPLETE")
+    h.add(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                event(2, "DELETE_COMPLETE"),
+                event(1, "DELETE_SKIPPED", "Queue"),
+                event(0, "x"),
+            ]
+        },
+    )
+    assert h.run("destroy").result == "deleted"
+    assert any(
+        "retained (DeletionPolicy Retain): AWS::SQS::Queue Queue" in line for line in h.lines
+    )
+
+
+def test_botocore_retries_throttling_with_standard_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stubber bypasses botocore's retry handler, so this one answers at the HTTP layer."""
+    from botocore.awsrequest import AWSResponse
+
+    from deployer.aws import AwsSettings, client_config
+
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None, raising=False)
+    cfn = boto3.client(
+        "cloudformation", region_name="us-east-1", config=client_config(AwsSettings())
+    )
+    sent: list[str] = []
+
+    def reply(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.url)
+        if len(sent) == 1:
+            body = (
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+            )
+            return AWSResponse(request.url, 400, {}, _Raw(body))
+        body = (
+            b"<DescribeStacksResponse><DescribeStacksResult><Stacks/></DescribeStacksResult>"
+            b"</DescribeStacksResponse>"
+        )
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    cfn.meta.events.register("before-send.cloudformation.DescribeStacks", reply)
+    assert cfn.describe_stacks()["Stacks"] == []
+    assert len(sent) == 2
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def test_client_config_retries_with_jitter_and_timeouts() -> None:
+    from deployer.aws import AwsSettings, client_config
+
+    config = client_config(AwsSettings(retry_mode="adaptive"))
+    assert config.retries["mode"] == "adaptive"
+    assert config.retries["max_attempts"] >= 3
+    assert config.connect_timeout and config.read_timeout
+
+
+def test_unexpected_describe_error_is_a_clear_message() -> None:
+    h = Harness()
+    h.error(
+        "describe_stacks", "AccessDenied", "not authorized to perform cloudformation:DescribeStacks"
+    )
+    with pytest.raises(Exception) as error:
+        h.run()
+    assert "cloudformation:DescribeStacks" in str(error.value)
+    assert not isinstance(error.value, botocore.exceptions.ClientError)
+
+
+def test_template_comparison_ignores_formatting() -> None:
+    deployed = json.dumps(TEMPLATE)  # compact, different key order than to_json
+    assert spec().difference(stack("UPDATE_COMPLETE")["Stacks"][0], deployed) is None
