@@ -47,6 +47,12 @@ def test_output_is_deterministic(tmp_path):
         assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
 
 
+def test_files_get_the_usual_mode_not_the_temporary_files_0600(tmp_path):
+    assert generate.main(["--suffix", "qa", "--out", str(tmp_path), "--no-lint"]) == 0
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~generate.current_umask()
+
+
 def test_only_the_requested_stack_is_written(tmp_path):
     assert (
         generate.main(
