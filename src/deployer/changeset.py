@@ -152,11 +152,15 @@ class Deployer:
             raise self._error("GetTemplate", error) from None
         return response.get("TemplateBody")
 
-    def create_change_set(self, request: ChangeSetRequest) -> tuple[str, str]:
-        """Create the change set; return (change set id, stack id)."""
+    def create_change_set(self, request: ChangeSetRequest) -> tuple[str, str] | None:
+        """Create the change set: (change set id, stack id), or None when refused as empty."""
         try:
             response = self.cloudformation.create_change_set(**request.api_kwargs())
         except botocore.exceptions.ClientError as error:
+            # Some endpoints (moto among them) refuse an identical update up front instead
+            # of returning a FAILED change set: the same "nothing to do", not an error.
+            if is_empty_change_set("FAILED", error_message(error)):
+                return None
             raise ChangeSetFailedError(
                 change_set=request.change_set_name,
                 stack=request.stack_name,

@@ -161,7 +161,12 @@ class StackFlow:
             template_body=None if template_url else spec.body,
             template_url=template_url,
         )
-        change_set_id, stack_id = d.create_change_set(request)
+        created = d.create_change_set(request)
+        if created is None:
+            self.log("no changes: CloudFormation refused an empty update; no change set left")
+            outcome.result, outcome.stack_description = "no changes", stack
+            return
+        change_set_id, stack_id = created
         outcome.change_sets += 1
         self.log(f"change set {request.change_set_name} ({change_set_type}) created; computing")
         try:

@@ -34,8 +34,9 @@ from templates.naming import Kind, Naming, NamingError
 
 PLATFORM = "payment-platform"
 PAYMENT_API = "payment-api"
-# The platform's processing function; the payment API fronts it by default.
-# TODO(templates): a Naming helper for this name would remove the duplicated base.
+# The platform's processing function; the payment API fronts it by default. Read from
+# the platform's output; the base name is the fallback when no outputs are reported.
+PROCESSOR_OUTPUT = "ProcessorFunctionName"
 PROCESSOR_BASE = "payment-processor"
 # Regions a stack is restricted to even before its template says so in Rules.
 REQUIRED_REGIONS = {PLATFORM: "us-east-1"}
@@ -124,6 +125,14 @@ def prepare(
     return Plan(naming, bases, {by_name[name]: template for name, template in built.items()})
 
 
+def output_value(stack: Mapping[str, Any] | None, key: str) -> str | None:
+    """One output of a described stack, or None."""
+    for output in (stack or {}).get("Outputs") or []:
+        if output["OutputKey"] == key:
+            return str(output["OutputValue"])
+    return None
+
+
 def required_region(base: str, template: Mapping[str, Any]) -> str | None:
     """The one region the stack may deploy to: from its Rules, else from REQUIRED_REGIONS."""
     for rule in template.get("Rules", {}).values():
@@ -156,6 +165,7 @@ class Run:
     wait: WaitConfig = field(default_factory=WaitConfig)
     sleep: Callable[[float], None] = time.sleep
     report: Report = field(default_factory=Report)
+    processor_name: str | None = None
 
     def flow(self, stack: str, *, no_execute: bool | None = None) -> StackFlow:
         """A StackFlow for one stack sharing this run's failures list."""
@@ -218,6 +228,8 @@ class Run:
                 self.upload(store, name, spec.body.encode(), "application/json", what="template")
                 url = store.url(name)
             outcome = self.flow(spec.name).deploy(spec, url)
+            if base == PLATFORM:
+                self.processor_name = output_value(outcome.stack_description, PROCESSOR_OUTPUT)
             self.after_deploy(spec, outcome)
 
     def spec(self, base: str, code: Mapping[str, str], platform_present: bool) -> StackSpec:
@@ -233,7 +245,11 @@ class Run:
             if self.options.processor_function:
                 wanted["ProcessorFunctionName"] = self.options.processor_function
             elif platform_present:
-                wanted["ProcessorFunctionName"] = naming.name(PROCESSOR_BASE, Kind.FUNCTION)
+                # The platform's own output when we have it (moto reports none): then the
+                # name is never derived twice.
+                wanted["ProcessorFunctionName"] = self.processor_name or naming.name(
+                    PROCESSOR_BASE, Kind.FUNCTION
+                )
         declared = template.get("Parameters", {})
         parameters = {key: value for key, value in wanted.items() if key in declared}
         return StackSpec(

@@ -269,6 +269,16 @@ def test_empty_change_set_is_deleted_and_reported_as_success(reason: str) -> Non
     assert any("empty change set deleted" in line for line in h.lines)
 
 
+def test_empty_update_refused_up_front_is_success() -> None:
+    h = Harness()
+    h.describe("UPDATE_COMPLETE")
+    h.add("get_template", {"TemplateBody": to_json({**TEMPLATE, "Description": "old"})})
+    h.error("create_change_set", "ValidationError", "No updates are to be performed.")
+    outcome = h.run()
+    assert outcome.result == "no changes"
+    assert outcome.change_sets == 0
+
+
 def test_failed_change_set_names_the_reason_and_is_removed() -> None:
     h = Harness()
     h.no_stack()
