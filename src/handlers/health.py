@@ -1,0 +1,168 @@
+"""The health function: GET /health (200 or 503, states only) and, on its
+EventBridge schedule, the safe recovery actions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handlers import api
+from handlers.config import HealthConfig, load_health
+from handlers.monitoring.checks import Clients, HealthReport, Status, check_health
+from handlers.monitoring.recovery import (
+    HealthStateStore,
+    MoveTasks,
+    Recovery,
+    maybe_redrive,
+    notify_change,
+)
+from handlers.observability import build_logger, build_metrics
+
+CONFIG: HealthConfig = load_health(os.environ)
+logger = build_logger(CONFIG.common)
+metrics = build_metrics(CONFIG.common)
+app = api.build_resolver(logger, metrics, CONFIG.common.cors_allowed_origin, "GET /health")
+# /health needs no API key: cache the answer briefly so a flood of requests
+# cannot turn into a flood of DescribeTable / DescribeAlarms calls.
+CACHE_SECONDS = 15.0
+
+
+@dataclass
+class Runtime:
+    """The clients and collaborators of one execution environment."""
+
+    config: HealthConfig
+    clients: Clients
+    recovery: Recovery
+    cached: tuple[float, HealthReport] | None = field(default=None)
+
+    def report(self, fresh: bool = False) -> HealthReport:
+        """The health report, reused for CACHE_SECONDS unless `fresh`."""
+        now = time.monotonic()
+        if not fresh and self.cached is not None and now - self.cached[0] < CACHE_SECONDS:
+            return self.cached[1]
+        report = check_health(self.clients, self.config, dt.datetime.now(dt.UTC))
+        self.cached = (now, report)
+        return report
+
+
+def build_runtime(
+    config: HealthConfig,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    cloudwatch: Any = None,
+    sns: Any = None,
+    move_tasks_sqs: Any = None,
+) -> Runtime:
+    """Wire the checks and the recovery actions (clients made if not given)."""
+    import boto3
+    from botocore.config import Config
+
+    client_config = Config(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+    )
+    dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
+    sqs = sqs or boto3.client("sqs", config=client_config)
+    clients = Clients(
+        dynamodb=dynamodb,
+        sqs=sqs,
+        cloudwatch=cloudwatch or boto3.client("cloudwatch", config=client_config),
+    )
+    recovery = Recovery(
+        state=HealthStateStore(dynamodb, config.transactions_table, config.state_item_id),
+        move_tasks=MoveTasks(move_tasks_sqs or sqs),
+        sns=sns or boto3.client("sns", config=client_config),
+    )
+    return Runtime(config=config, clients=clients, recovery=recovery)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The execution environment's runtime, built on first use (not at import)."""
+    # One runtime per execution environment: clients and the cache are reused.
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(CONFIG)
+    return _runtime
+
+
+def _emit(report: HealthReport) -> None:
+    metrics.add_metric(
+        name="Healthy", unit=MetricUnit.Count, value=1 if report.status is Status.HEALTHY else 0
+    )
+
+
+@app.get("/health")
+def get_health() -> Response:
+    """200 when the platform can take payments, 503 when it cannot; states only."""
+    report = runtime().report()
+    _emit(report)
+    if report.problems:
+        logger.warning("health checks failed", extra={"problems": report.problems})
+    status = 503 if report.status is Status.UNHEALTHY else 200
+    return api.json_response(app, status, report.public(), {"Cache-Control": "no-store"})
+
+
+def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
+    """Check everything afresh, announce a status change, redrive the DLQ if safe."""
+    config = rt.config
+    report = rt.report(fresh=True)
+    state = rt.recovery.state.load()
+    notified = notify_change(rt.recovery, config, report, state, now)
+    redrive = maybe_redrive(rt.recovery, config, report, state, int(now.timestamp()))
+    _emit(report)
+    if notified["done"]:
+        metrics.add_metric(name="HealthStateChanged", unit=MetricUnit.Count, value=1)
+    if redrive["done"]:
+        metrics.add_metric(name="DlqRedriveStarted", unit=MetricUnit.Count, value=1)
+    result = {
+        "status": report.status.value,
+        "dryRun": config.dry_run,
+        "actions": [notified, redrive],
+    }
+    logger.info(
+        "scheduled health run",
+        extra={
+            "status": report.status.value,
+            "problems": report.problems,
+            "actions": result["actions"],
+        },
+    )
+    return result
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """True for the EventBridge schedule's event."""
+    return (
+        isinstance(event, dict)
+        and event.get("source") == "aws.events"
+        and event.get("detail-type") == "Scheduled Event"
+    )
+
+
+class UnsupportedEventError(ValueError):
+    """An event that is neither GET /health nor the schedule."""
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point: GET /health, or the scheduled check-and-recover run."""
+    if is_scheduled_event(event):
+        logger.set_correlation_id(event.get("id"))
+        return run_scheduled(runtime(), dt.datetime.now(dt.UTC))
+    if isinstance(event, dict) and "httpMethod" in event:
+        return app.resolve(event, context)
+    raise UnsupportedEventError("expected GET /health or the EventBridge schedule")

@@ -1,0 +1,1 @@
+"""Health checks of the platform's components and the safe recovery actions."""

@@ -1,0 +1,209 @@
+"""Health checks: each component of the platform reduced to ok / degraded / unavailable.
+
+The public report carries only those words: no names, ARNs, depths or error
+messages an attacker could use. The depths stay inside, for the recovery
+decision and the operators' SNS message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from handlers.aws_errors import AWS_CALL_ERRORS, error_code
+from handlers.config import HealthConfig
+
+# A few retries waiting is normal operation; beyond this the backlog is news.
+RETRY_BACKLOG_LIMIT = 100
+# Share of failed invocations of the processing function that marks it degraded.
+ERROR_RATE_LIMIT = 0.05
+ERROR_RATE_WINDOW = dt.timedelta(minutes=15)
+
+
+class State(StrEnum):
+    """The state of one component."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    UNAVAILABLE = "unavailable"
+
+
+class Status(StrEnum):
+    """The state of the whole platform."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Component states, plus the internal figures the recovery decision needs."""
+
+    components: dict[str, State]
+    checked_at: str
+    dlq_depth: int | None = None
+    retry_depth: int | None = None
+    blocking_alarms: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        """Unhealthy when a component cannot be reached, degraded when one is not ok."""
+        states = set(self.components.values())
+        if State.UNAVAILABLE in states or self.components.get("database") != State.OK:
+            return Status.UNHEALTHY
+        if State.DEGRADED in states:
+            return Status.DEGRADED
+        return Status.HEALTHY
+
+    @property
+    def processing_path_healthy(self) -> bool:
+        """True when retried payments would go through: the condition for a redrive."""
+        required_ok = ("database", "retryQueue", "processing")
+        return (
+            all(self.components.get(name) == State.OK for name in required_ok)
+            # Alarm states that could not be read block too: no redrive on a guess.
+            and self.components.get("alarms") in (State.OK, State.DEGRADED)
+            and self.blocking_alarms == 0
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What GET /health shows anyone: states only."""
+        return {
+            "status": self.status.value,
+            "components": {name: state.value for name, state in sorted(self.components.items())},
+            "checkedAt": self.checked_at,
+        }
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The AWS clients the checks use."""
+
+    dynamodb: Any
+    sqs: Any
+    cloudwatch: Any
+
+
+def _problem(component: str, error: Exception) -> str:
+    return f"{component}:{error_code(error) or type(error).__name__}"
+
+
+def check_database(clients: Clients, config: HealthConfig) -> State:
+    """ACTIVE table: ok; any other status (UPDATING, ...): degraded."""
+    table = clients.dynamodb.describe_table(TableName=config.transactions_table)["Table"]
+    return State.OK if table.get("TableStatus") == "ACTIVE" else State.DEGRADED
+
+
+def queue_depth(clients: Clients, url: str) -> int:
+    """Messages waiting to be received."""
+    attributes = clients.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def blocking_and_firing_alarms(clients: Clients, config: HealthConfig) -> tuple[int, int]:
+    """(alarms in ALARM that block a redrive, all alarms in ALARM).
+
+    Alarms on the DLQ's own metrics do not block: they fire because the DLQ
+    holds messages, which is exactly what a redrive resolves.
+    """
+    dlq_name = config.dlq_arn.rsplit(":", 1)[-1]
+    firing = blocking = 0
+    names = list(config.alarm_names)
+    for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
+        pages = clients.cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNames=names[start : start + 100], StateValue="ALARM"
+        )
+        for page in pages:
+            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                firing += 1
+                watches_dlq = any(
+                    dimension.get("Name") == "QueueName" and dimension.get("Value") == dlq_name
+                    for dimension in alarm.get("Dimensions", [])
+                )
+                blocking += 0 if watches_dlq else 1
+    return blocking, firing
+
+
+def processing_error_rate(clients: Clients, config: HealthConfig, now: dt.datetime) -> float:
+    """Errors / invocations of the processing function over the recent window (0 if idle)."""
+
+    def query(query_id: str, metric: str) -> dict[str, Any]:
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": metric,
+                    "Dimensions": [
+                        {"Name": "FunctionName", "Value": config.processing_function_name}
+                    ],
+                },
+                "Period": int(ERROR_RATE_WINDOW.total_seconds()),
+                "Stat": "Sum",
+            },
+        }
+
+    response = clients.cloudwatch.get_metric_data(
+        MetricDataQueries=[query("errors", "Errors"), query("invocations", "Invocations")],
+        StartTime=now - ERROR_RATE_WINDOW,
+        EndTime=now,
+    )
+    totals = {
+        result["Id"]: sum(result.get("Values", [])) for result in response["MetricDataResults"]
+    }
+    invocations = totals.get("invocations", 0.0)
+    return totals.get("errors", 0.0) / invocations if invocations else 0.0
+
+
+def check_health(clients: Clients, config: HealthConfig, now: dt.datetime) -> HealthReport:
+    """Run every check; a check that fails to answer makes its component unavailable."""
+    components: dict[str, State] = {}
+    problems: list[str] = []
+    dlq_depth = retry_depth = None
+    blocking = 0
+
+    try:
+        components["database"] = check_database(clients, config)
+    except AWS_CALL_ERRORS as error:
+        components["database"] = State.UNAVAILABLE
+        problems.append(_problem("database", error))
+    try:
+        retry_depth = queue_depth(clients, config.failed_queue_url)
+        ok = retry_depth <= RETRY_BACKLOG_LIMIT
+        components["retryQueue"] = State.OK if ok else State.DEGRADED
+    except AWS_CALL_ERRORS as error:
+        components["retryQueue"] = State.UNAVAILABLE
+        problems.append(_problem("retryQueue", error))
+    try:
+        dlq_depth = queue_depth(clients, config.dlq_url)
+        components["deadLetterQueue"] = State.OK if dlq_depth == 0 else State.DEGRADED
+    except AWS_CALL_ERRORS as error:
+        components["deadLetterQueue"] = State.UNAVAILABLE
+        problems.append(_problem("deadLetterQueue", error))
+    try:
+        blocking, firing = blocking_and_firing_alarms(clients, config)
+        components["alarms"] = State.OK if firing == 0 else State.DEGRADED
+    except AWS_CALL_ERRORS as error:
+        components["alarms"] = State.UNAVAILABLE
+        problems.append(_problem("alarms", error))
+    try:
+        rate = processing_error_rate(clients, config, now)
+        components["processing"] = State.OK if rate < ERROR_RATE_LIMIT else State.DEGRADED
+    except AWS_CALL_ERRORS as error:
+        components["processing"] = State.UNAVAILABLE
+        problems.append(_problem("processing", error))
+
+    return HealthReport(
+        components=components,
+        checked_at=now.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        dlq_depth=dlq_depth,
+        retry_depth=retry_depth,
+        blocking_alarms=blocking,
+        problems=problems,
+    )

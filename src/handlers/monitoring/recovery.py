@@ -1,0 +1,218 @@
+"""The scheduled run of the health function: report state changes, redrive the DLQ.
+
+Only safe actions: `StartMessageMoveTask` from the DLQ back into the
+failed-transactions queue (capped rate, one task at a time, a cool-down
+between tasks) and one SNS message per change of the platform's status.
+Never a purge, a restore or an IAM change. With dry run on, the same
+decisions are made and reported, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from handlers.config import HealthConfig
+from handlers.monitoring.checks import HealthReport, Status
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """The state item: the last announced status and the last redrive."""
+
+    status: Status = Status.HEALTHY
+    version: int = 0
+    last_redrive_at: int | None = None
+
+
+class HealthStateStore:
+    """The one item the health function owns in the table, written conditionally."""
+
+    def __init__(self, client: Any, table_name: str, item_id: str) -> None:
+        self._client = client
+        self._table = table_name
+        self._key = {"id": {"S": item_id}}
+
+    def load(self) -> HealthState:
+        """The stored state; a fresh deployment starts healthy with no redrive."""
+        item = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        item = item.get("Item")
+        if item is None:
+            return HealthState()
+        last = item.get("lastRedriveAt", {}).get("N")
+        return HealthState(
+            status=Status(item.get("status", {}).get("S", Status.HEALTHY.value)),
+            version=int(item.get("version", {}).get("N", "0")),
+            last_redrive_at=int(last) if last is not None else None,
+        )
+
+    def _conditional_update(self, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def swap_status(self, expected: HealthState, status: Status, now: dt.datetime) -> bool:
+        """Record a new status if nobody changed the item since `expected` was read."""
+        condition = (
+            "attribute_not_exists(version) OR version = :expected"
+            if expected.version == 0
+            else "version = :expected"
+        )
+        return self._conditional_update(
+            "SET #status = :status, statusSince = :since, version = :next",
+            condition,
+            {
+                ":status": {"S": status.value},
+                ":since": {"S": now.isoformat(timespec="seconds")},
+                ":expected": {"N": str(expected.version)},
+                ":next": {"N": str(expected.version + 1)},
+            },
+        )
+
+    def claim_redrive(self, now: int, cooldown_seconds: int) -> bool:
+        """Take the cool-down slot (only one invocation wins it per cool-down)."""
+        return self._conditional_update(
+            "SET lastRedriveAt = :now",
+            "attribute_not_exists(lastRedriveAt) OR lastRedriveAt <= :cutoff",
+            {":now": {"N": str(now)}, ":cutoff": {"N": str(now - cooldown_seconds)}},
+        )
+
+
+@dataclass(frozen=True)
+class RedriveDecision:
+    """Whether to start a redrive now, and why."""
+
+    start: bool
+    reason: str
+
+
+def decide_redrive(
+    report: HealthReport,
+    state: HealthState,
+    now: int,
+    cooldown_seconds: int,
+    task_running: bool | None,
+) -> RedriveDecision:
+    """The redrive rule, pure: DLQ not empty, processing path healthy, cool-down over,
+    no move task running. `task_running` None means "not asked yet"."""
+    if not report.dlq_depth:
+        return RedriveDecision(False, "dlq-empty")
+    if not report.processing_path_healthy:
+        return RedriveDecision(False, "unhealthy")
+    if state.last_redrive_at is not None and now - state.last_redrive_at < cooldown_seconds:
+        return RedriveDecision(False, "cooldown")
+    if task_running is None:
+        return RedriveDecision(False, "check-running-tasks")
+    if task_running:
+        return RedriveDecision(False, "already-running")
+    return RedriveDecision(True, "start")
+
+
+class MoveTasks:
+    """SQS message move tasks (its own object so tests can stub what moto lacks)."""
+
+    def __init__(self, sqs_client: Any) -> None:
+        self._sqs = sqs_client
+
+    def running(self, source_arn: str) -> bool:
+        """True when a move task out of the queue is running."""
+        tasks = self._sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=10)
+        return any(task.get("Status") == "RUNNING" for task in tasks.get("Results", []))
+
+    def start(self, source_arn: str, destination_arn: str, rate: int) -> str:
+        """Start moving messages at a capped rate; the task handle."""
+        response = self._sqs.start_message_move_task(
+            SourceArn=source_arn,
+            DestinationArn=destination_arn,
+            MaxNumberOfMessagesPerSecond=rate,
+        )
+        return response["TaskHandle"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the scheduled run needs besides the checks."""
+
+    state: HealthStateStore
+    move_tasks: MoveTasks
+    sns: Any
+
+
+def notify_change(
+    recovery: Recovery,
+    config: HealthConfig,
+    report: HealthReport,
+    state: HealthState,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Publish one SNS message when the status changed since the last announced one."""
+    if report.status == state.status:
+        return {"action": "notify", "done": False, "reason": "unchanged"}
+    if config.dry_run:
+        return {"action": "notify", "done": False, "reason": "dry-run", "status": report.status}
+    # Claim the change first so two overlapping runs cannot both announce it.
+    if not recovery.state.swap_status(state, report.status, now):
+        return {"action": "notify", "done": False, "reason": "announced-by-another-run"}
+    message = {
+        "environment": config.common.environment,
+        "previous": state.status.value,
+        "current": report.status.value,
+        **report.public(),
+        "deadLetterQueueDepth": report.dlq_depth,
+        "retryQueueDepth": report.retry_depth,
+        "problems": report.problems,
+    }
+    subject = f"Payment platform {config.common.environment}: {report.status.value}"
+    try:
+        recovery.sns.publish(
+            TopicArn=config.alarm_topic_arn,
+            Subject=subject[:100],
+            Message=json.dumps(message, sort_keys=True),
+        )
+    except Exception:
+        # Give the change back so the next run announces it; then fail loudly.
+        claimed = HealthState(report.status, state.version + 1, state.last_redrive_at)
+        recovery.state.swap_status(claimed, state.status, now)
+        raise
+    return {"action": "notify", "done": True, "status": report.status.value}
+
+
+def maybe_redrive(
+    recovery: Recovery, config: HealthConfig, report: HealthReport, state: HealthState, now: int
+) -> dict[str, Any]:
+    """Start a DLQ redrive when the rule allows; report the decision either way."""
+    cooldown = config.redrive_cooldown_seconds
+    decision = decide_redrive(report, state, now, cooldown, task_running=None)
+    if decision.reason == "check-running-tasks":
+        running = recovery.move_tasks.running(config.dlq_arn)
+        decision = decide_redrive(report, state, now, cooldown, task_running=running)
+    result: dict[str, Any] = {"action": "redrive", "decision": decision.reason, "done": False}
+    if not decision.start:
+        return result
+    if config.dry_run:
+        result["reason"] = "dry-run"
+        return result
+    if not recovery.state.claim_redrive(now, cooldown):
+        result["decision"] = "cooldown"
+        return result
+    recovery.move_tasks.start(
+        config.dlq_arn, config.failed_queue_arn, config.redrive_max_messages_per_second
+    )
+    result["done"] = True
+    result["maxMessagesPerSecond"] = config.redrive_max_messages_per_second
+    return result

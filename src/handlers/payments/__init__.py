@@ -1,0 +1,1 @@
+"""Payment domain: card-number detection, validation, provider adapter, store, service."""

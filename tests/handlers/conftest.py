@@ -1,0 +1,266 @@
+"""Fixtures for the handler tests: the template's resources in moto, the template's
+environment for each function, real event shapes from tests/fixtures, and the
+functions' log output captured (and checked for card numbers after every test).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import io
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from handlers.payments.cards import contains_pan
+from handlers.payments.provider import SimulatedAcquirer
+from tests.handlers.platform import REGION, PlatformSpec, platform_template
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+HANDLER_MODULES = ("validation", "processing", "health")
+
+# Never reach a real account, whatever the developer's shell holds.
+os.environ.update(
+    AWS_DEFAULT_REGION=REGION,
+    AWS_REGION=REGION,
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of the Lambda context object the code and Powertools read."""
+
+    function_name: str = "payment-processor-test"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_ms: int = 25_000
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN."""
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Time left before the (simulated) timeout."""
+        return self.remaining_ms
+
+
+@pytest.fixture(scope="session")
+def spec() -> PlatformSpec:
+    """The generated platform template, resolved."""
+    return PlatformSpec.from_template(platform_template())
+
+
+def import_handler(spec: PlatformSpec, module: str) -> ModuleType:
+    """Import handlers.<module> with exactly the environment the template gives it."""
+    name = f"handlers.{module}"
+    with mock.patch.dict(os.environ, spec.env(module)):
+        if name in sys.modules:
+            return sys.modules[name]
+        return importlib.import_module(name)
+
+
+@pytest.fixture(scope="session")
+def modules(spec) -> dict[str, ModuleType]:
+    """The three handler modules, each imported under its own template environment."""
+    return {module: import_handler(spec, module) for module in HANDLER_MODULES}
+
+
+@pytest.fixture(autouse=True)
+def captured_logs(request) -> io.StringIO:
+    """Every log line the functions write during a test; none may hold a card number."""
+    buffer = io.StringIO()
+    loaded = [
+        sys.modules[f"handlers.{m}"] for m in HANDLER_MODULES if f"handlers.{m}" in sys.modules
+    ]
+    if "modules" in request.fixturenames:
+        loaded = list(request.getfixturevalue("modules").values())
+    previous = [module.logger.registered_handler.setStream(buffer) for module in loaded]
+    yield buffer
+    for module, stream in zip(loaded, previous, strict=True):
+        module.logger.registered_handler.setStream(stream)
+    leaked = [line for line in buffer.getvalue().splitlines() if contains_pan(line)]
+    assert not leaked, f"card number in a log line: {leaked[:1]}"
+
+
+@pytest.fixture
+def aws(spec):
+    """moto with the template's table, queues, topic and alarms."""
+    with mock_aws():
+        session = boto3.Session(region_name=REGION)
+        created = spec.create_resources(session)
+        yield Aws(spec=spec, session=session, created=created)
+
+
+@dataclass
+class Aws:
+    """Handles on the moto resources of one test."""
+
+    spec: PlatformSpec
+    session: Any
+    created: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        """A client of the mocked account."""
+        return self.session.client(service)
+
+    @property
+    def table(self) -> str:
+        """The transactions table name (from the template)."""
+        (name,) = self.created["tables"]
+        return name
+
+    def queue_url(self, logical: str) -> str:
+        """URL of a queue by logical id."""
+        return self.created["queues"][logical]
+
+    def queue_depth(self, logical: str) -> int:
+        """Visible plus in-flight messages of a queue."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url(logical),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
+
+    def scan_ids(self, prefix: str) -> list[str]:
+        """Ids of the table's items starting with a prefix."""
+        paginator = self.client("dynamodb").get_paginator("scan")
+        return [
+            item["id"]["S"]
+            for page in paginator.paginate(TableName=self.table)
+            for item in page["Items"]
+            if item["id"]["S"].startswith(prefix)
+        ]
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fixture event (a real API Gateway / SQS / EventBridge shape)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def api_event(
+    name: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    path: str | None = None,
+    method: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    raw_body: str | None = None,
+) -> dict[str, Any]:
+    """A REST proxy event from a fixture, with the given body and headers.
+
+    `headers` replaces the fixture's Idempotency-Key (pass {} for none) and is
+    mirrored into multiValueHeaders, as API Gateway does.
+    """
+    event = copy.deepcopy(load_event(name))
+    if raw_body is not None:
+        event["body"] = raw_body
+    elif body is not None:
+        event["body"] = json.dumps(body)
+    if headers is not None:
+        for section in ("headers", "multiValueHeaders"):
+            if event[section] is not None:
+                event[section] = {
+                    k: v for k, v in event[section].items() if k.lower() != "idempotency-key"
+                }
+        for key, value in headers.items():
+            event["headers"][key] = value
+            event["multiValueHeaders"][key] = [value]
+    if path is not None:
+        event["path"] = path
+        event["requestContext"]["path"] = "/prod" + path
+    if method is not None:
+        event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    if path_parameters is not None:
+        event["pathParameters"] = path_parameters
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    return event
+
+
+def payment_body(**overrides: Any) -> dict[str, Any]:
+    """A valid payment request body."""
+    body = {
+        "amount": "12.50",
+        "currency": "USD",
+        "paymentToken": "tok_test_approve",
+        "merchantId": "mer_0042",
+        "description": "Order 1042",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def new_key() -> str:
+    """A fresh Idempotency-Key (a UUID, as clients send)."""
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Processing:
+    """The processing function wired to moto and to a provider the test can inspect."""
+
+    module: ModuleType
+    aws: Aws
+    provider: SimulatedAcquirer
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Call the Lambda handler as the runtime would."""
+        return self.module.handler(event, FakeLambdaContext())
+
+    def pay(self, body: Any, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """POST /process-payment with an Idempotency-Key."""
+        headers = {"Idempotency-Key": key or new_key()}
+        return self.invoke(api_event("apigw_rest_post_process_payment", body, headers, **kwargs))
+
+    def get(self, transaction_id: str) -> dict[str, Any]:
+        """GET /payments/{transactionId}."""
+        return self.invoke(
+            api_event(
+                "apigw_rest_get_payment",
+                path=f"/payments/{transaction_id}",
+                path_parameters={"transactionId": transaction_id},
+            )
+        )
+
+
+@pytest.fixture
+def processing(modules, aws, monkeypatch) -> Processing:
+    """handlers.processing with a fresh runtime on this test's moto account."""
+    module = modules["processing"]
+    provider = SimulatedAcquirer()
+    runtime = module.build_runtime(
+        module.CONFIG,
+        dynamodb=aws.client("dynamodb"),
+        sqs=aws.client("sqs"),
+        provider=provider,
+    )
+    monkeypatch.setattr(module, "_runtime", runtime)
+    return Processing(module=module, aws=aws, provider=provider)
+
+
+def response_headers(response: dict[str, Any]) -> dict[str, str]:
+    """Response headers, lower-cased, from `headers` and `multiValueHeaders` alike."""
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    return headers
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    """The JSON body of a handler response (fails if it is not JSON)."""
+    return json.loads(response["body"])
