@@ -187,3 +187,30 @@ def test_capabilities_follow_iam_names() -> None:
             for r in template["Resources"].values()
         )
         assert ("CAPABILITY_NAMED_IAM" in capabilities(template)) == has_named, base
+
+
+def test_outputs_print_invoke_url_and_fetched_key_value(lines: Any) -> None:
+    from deployer.output import StackLog
+    from deployer.outputs import print_outputs
+
+    template = registry.build_templates(Naming("qa"), ["payment-api"])["payment-api-qa"]
+    url = "https://abc.execute-api.us-east-1.amazonaws.com/prod/process-payment"
+    stack = {
+        "Outputs": [
+            {"OutputKey": "InvokeUrl", "OutputValue": url},
+            {"OutputKey": "ApiKeyId", "OutputValue": "k123"},
+        ]
+    }
+    apigateway = boto3.client("apigateway", region_name="us-east-1")
+    with Stubber(apigateway) as stub:
+        stub.add_response(
+            "get_api_key",
+            {"id": "k123", "value": "s3cr3t"},
+            {"apiKey": "k123", "includeValue": True},
+        )
+        print_outputs(StackLog(lines, "payment-api-qa"), stack, template, apigateway)
+    assert f"[payment-api-qa] invoke URL: {url}" in lines
+    assert any("API key value (k123): s3cr3t" in line for line in lines)
+    hidden: list[str] = []
+    print_outputs(StackLog(hidden.append, "x"), stack, template, apigateway, show_key_value=False)
+    assert not any("s3cr3t" in line for line in hidden)
