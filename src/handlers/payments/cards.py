@@ -2,8 +2,8 @@
 
 Requests must carry a payment token, never a card number. A PAN is 13-19
 digits passing the Luhn check; people write them with spaces or dashes, so
-up to two separator characters between digits still count as one number,
-and a PAN written between other numbers is still found.
+up to two separator characters between digit groups still count as one
+number, and a PAN written between other numbers is still found.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from collections.abc import Iterator
 
 MIN_PAN_DIGITS = 13
 MAX_PAN_DIGITS = 19
+# Printed card numbers group their digits in 3-6 (4-4-4-4, Amex 4-6-5, Diners 4-6-4).
+MIN_GROUP_DIGITS = 3
+MAX_GROUP_DIGITS = 6
 REDACTED = "[REDACTED-PAN]"
 
 # A run of at least 13 digits, allowing up to two of ' ', '-' between digits.
@@ -34,18 +37,29 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _has_pan(run: str) -> bool:
-    """True when consecutive digit groups of a run form a 13-19 digit Luhn-valid number.
+def _has_pan(run: str, glued_start: bool, glued_end: bool) -> bool:
+    """True when the run holds a card number as people write one.
 
-    Groups are split at separators, so "12 4111 1111 1111 1111 3" is found even
-    though the whole run is 22 digits; a group is never cut in the middle, so an
-    ordinary long number does not match by chance in one of its sub-windows.
+    Either 13-19 digits in one group, or consecutive whole groups of 3-6
+    digits (4-4-4-4, 4-6-5, ...) totalling 13-19. A group is never cut, and a
+    group glued to letters is not whole, so "12 4111 1111 1111 1111 3" is
+    found while a UUID (8-4-4-4-12 hex) or a long number does not match by chance.
     """
     groups = _SEPARATORS.split(run)
-    for first in range(len(groups)):
+    last = len(groups) - 1
+    for first, group in enumerate(groups):
+        if MIN_PAN_DIGITS <= len(group) <= MAX_PAN_DIGITS and luhn_valid(group):
+            return True
+        if first == 0 and glued_start:
+            continue
         digits = ""
-        for group in groups[first:]:
-            digits += group
+        for index in range(first, len(groups)):
+            part = groups[index]
+            if not MIN_GROUP_DIGITS <= len(part) <= MAX_GROUP_DIGITS:
+                break
+            if index == last and glued_end:
+                break
+            digits += part
             if len(digits) > MAX_PAN_DIGITS:
                 break
             if len(digits) >= MIN_PAN_DIGITS and luhn_valid(digits):
@@ -56,8 +70,11 @@ def _has_pan(run: str) -> bool:
 def _pan_spans(text: str) -> Iterator[tuple[int, int]]:
     """Spans of text that resemble a card number."""
     for match in _CANDIDATE.finditer(text):
-        if _has_pan(match.group()):
-            yield match.span()
+        start, end = match.span()
+        glued_start = start > 0 and text[start - 1].isalpha()
+        glued_end = end < len(text) and text[end].isalpha()
+        if _has_pan(match.group(), glued_start, glued_end):
+            yield start, end
 
 
 def _normalise(text: str) -> str:
