@@ -56,6 +56,8 @@ class Clients:
     sts: Any
     apigateway: Any
     region: str
+    # Only to check that the account's API Gateway logging role still exists.
+    iam: Any = None
 
 
 def client_config(settings: AwsSettings) -> Config:
@@ -96,6 +98,7 @@ def make_clients(settings: AwsSettings) -> Clients:
         sts=client("sts"),
         apigateway=client("apigateway"),
         region=session.region_name,
+        iam=client("iam"),
     )
 
 

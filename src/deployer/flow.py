@@ -135,7 +135,9 @@ class StackFlow:
                 "default and no value from the deployer"
             )
         stack = self.settle(spec)
-        if (stack is not None) and (stack["StackStatus"] != "REVIEW_IN_PROGRESS"):
+        exists = (stack is not None) and (stack["StackStatus"] != "REVIEW_IN_PROGRESS")
+        spec = spec.settled(stack if exists else None)
+        if exists:
             difference = spec.difference(stack, d.deployed_template(spec.name))
             if difference is None:
                 self.log("up to date: template, parameters and tags match; no change set created")

@@ -11,6 +11,8 @@ from typing import Any
 
 import botocore.exceptions
 
+from deployer.account_logging import PARAMETER as ACCOUNT_LOGGING
+from deployer.account_logging import new_stack_owns_logging
 from deployer.artifacts import (
     BOOTSTRAP_STACK,
     BOOTSTRAP_TAGS,
@@ -236,12 +238,7 @@ class Run:
         """The stack as we want it, with the parameters the deployer decides."""
         naming, template = self.plan.naming, self.plan.templates[base]
         wanted: dict[str, str] = dict(code)
-        if base == PLATFORM:
-            wanted["ManageApiGatewayAccount"] = "true"
         if base == PAYMENT_API:
-            # One stack per account and region owns the API Gateway account setting:
-            # the platform when it is (or will be) there, else the payment API.
-            wanted["ManageApiGatewayAccount"] = "false" if platform_present else "true"
             if self.options.processor_function:
                 wanted["ProcessorFunctionName"] = self.options.processor_function
             elif platform_present:
@@ -258,7 +255,17 @@ class Run:
             template=template,
             parameters=parameters,
             tags=stack_tags(naming.suffix),
+            # One stack per account and region owns the API Gateway logging role: the first
+            # one created; a later one finds a live role and leaves it alone.
+            sticky={ACCOUNT_LOGGING: self.new_stack_owns_logging},
         )
+
+    def new_stack_owns_logging(self) -> str:
+        """ManageApiGatewayAccount for a stack about to be created (account state decides)."""
+        value = new_stack_owns_logging(self.clients.apigateway, self.clients.iam)
+        owner = "owns" if value == "true" else "leaves to the live role"
+        self.writer(f"API Gateway account logging role: this new stack {owner} it ({value})")
+        return value
 
     def stack_exists(self, base: str) -> bool:
         """True when the stack exists in a usable state (one DescribeStacks)."""

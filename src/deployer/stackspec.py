@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from templates.common import to_json
@@ -62,6 +62,22 @@ class StackSpec:
     template: dict[str, Any]
     parameters: dict[str, str]
     tags: dict[str, str]
+    # Parameters a deployed stack keeps; for a new stack the callable decides the value.
+    sticky: Mapping[str, Callable[[], str]] = field(default_factory=dict)
+
+    def settled(self, stack: Mapping[str, Any] | None) -> StackSpec:
+        """This spec with every sticky parameter decided: as deployed, else freshly."""
+        if not self.sticky:
+            return self
+        deployed = {
+            p["ParameterKey"]: p.get("ParameterValue") for p in (stack or {}).get("Parameters", [])
+        }
+        decided = {
+            key: deployed[key] if deployed.get(key) is not None else decide()
+            for key, decide in self.sticky.items()
+            if key in self.declared()
+        }
+        return replace(self, parameters={**self.parameters, **decided}, sticky={})
 
     @property
     def body(self) -> str:
