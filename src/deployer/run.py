@@ -249,22 +249,23 @@ class Run:
                 )
         declared = template.get("Parameters", {})
         parameters = {key: value for key, value in wanted.items() if key in declared}
+        name = self.plan.name(base)
         return StackSpec(
-            name=self.plan.name(base),
+            name=name,
             base=base,
             template=template,
             parameters=parameters,
             tags=stack_tags(naming.suffix),
             # One stack per account and region owns the API Gateway logging role: the first
             # one created; a later one finds a live role and leaves it alone.
-            sticky={ACCOUNT_LOGGING: self.new_stack_owns_logging},
+            sticky={ACCOUNT_LOGGING: lambda: self.new_stack_owns_logging(name)},
         )
 
-    def new_stack_owns_logging(self) -> str:
+    def new_stack_owns_logging(self, stack: str) -> str:
         """ManageApiGatewayAccount for a stack about to be created (account state decides)."""
         value = new_stack_owns_logging(self.clients.apigateway, self.clients.iam)
-        owner = "owns" if value == "true" else "leaves to the live role"
-        self.writer(f"API Gateway account logging role: this new stack {owner} it ({value})")
+        owner = "owns it" if value == "true" else "leaves it to the account's live role"
+        StackLog(self.writer, stack)(f"API Gateway account logging role: this new stack {owner}")
         return value
 
     def stack_exists(self, base: str) -> bool:
