@@ -177,3 +177,31 @@ def build_package(
             archive.writestr(info, data, compresslevel=9)
             manifest.update(f"{name}\0{FILE_MODE:o}\0{hashlib.sha256(data).hexdigest()}\n".encode())
     return Package(data=buffer.getvalue(), content_hash=manifest.hexdigest(), files=len(entries))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deployer.packaging`: write the zip to a directory, for a console upload."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m deployer.packaging",
+        description="Build the functions' zip into DIR as lambda-<sha256>.zip, to upload to S3 "
+        "by hand and give as CodeBucket/CodeKey in the CloudFormation console.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("build"), help="directory (default build)")
+    args = parser.parse_args(argv)
+    try:
+        package = build_package()
+    except (PackagingError, PinMismatchError) as error:
+        print(f"packaging: error: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"lambda-{package.content_hash}.zip"
+    path.write_bytes(package.data)
+    print(f"wrote {path} ({package.size} bytes, {package.files} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

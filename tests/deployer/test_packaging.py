@@ -102,3 +102,14 @@ def test_an_unpinned_powertools_is_refused(tmp_path: Path) -> None:
 def test_source_must_be_a_package(tmp_path: Path) -> None:
     with pytest.raises(PackagingError, match=r"no __init__\.py"):
         build_package(tmp_path)
+
+
+def test_console_packaging_writes_the_same_zip_the_deployer_uploads(tmp_path, capsys):
+    from deployer.packaging import build_package, main
+
+    assert main(["--out", str(tmp_path)]) == 0
+    (written,) = tmp_path.iterdir()
+    package = build_package()
+    assert written.name == f"lambda-{package.content_hash}.zip"
+    assert written.read_bytes() == package.data
+    assert str(written) in capsys.readouterr().out
