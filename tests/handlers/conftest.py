@@ -11,7 +11,9 @@ import io
 import json
 import os
 import sys
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +22,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from handlers.payments.cards import contains_pan
@@ -97,13 +100,23 @@ def captured_logs(request) -> io.StringIO:
     assert not leaked, f"card number in a log line: {leaked[:1]}"
 
 
+@pytest.fixture(scope="session")
+def boto_session():
+    """One botocore session for the run: a client from it costs ms, a new session ~100 ms."""
+    return boto3.Session(region_name=REGION)
+
+
+# Clients are stateless and moto intercepts at the HTTP layer, so one client per
+# service serves every test; tests that add event hooks take a fresh one.
+_CLIENTS: dict[str, Any] = {}
+
+
 @pytest.fixture
-def aws(spec):
+def aws(spec, boto_session):
     """moto with the template's table, queues, topic and alarms."""
     with mock_aws():
-        session = boto3.Session(region_name=REGION)
-        created = spec.create_resources(session)
-        yield Aws(spec=spec, session=session, created=created)
+        created = spec.create_resources(Aws(spec=spec, session=boto_session, created={}))
+        yield Aws(spec=spec, session=boto_session, created=created)
 
 
 @dataclass
@@ -115,7 +128,13 @@ class Aws:
     created: dict[str, Any]
 
     def client(self, service: str) -> Any:
-        """A client of the mocked account."""
+        """The shared client of a service (add no event hooks to it)."""
+        if service not in _CLIENTS:
+            _CLIENTS[service] = self.session.client(service)
+        return _CLIENTS[service]
+
+    def fresh_client(self, service: str) -> Any:
+        """A client of its own, for a test that injects faults through its event hooks."""
         return self.session.client(service)
 
     @property
@@ -217,10 +236,11 @@ class Processing:
     module: ModuleType
     aws: Aws
     provider: SimulatedAcquirer
+    remaining_ms: int = 25_000
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """Call the Lambda handler as the runtime would."""
-        return self.module.handler(event, FakeLambdaContext())
+        return self.module.handler(event, FakeLambdaContext(remaining_ms=self.remaining_ms))
 
     def pay(self, body: Any, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """POST /process-payment with an Idempotency-Key."""
@@ -264,3 +284,136 @@ def response_headers(response: dict[str, Any]) -> dict[str, str]:
 def body_of(response: dict[str, Any]) -> Any:
     """The JSON body of a handler response (fails if it is not JSON)."""
     return json.loads(response["body"])
+
+
+def aws_error(code: str, operation: str) -> ClientError:
+    """The ClientError botocore raises for an AWS error code."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "injected by the test"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        operation,
+    )
+
+
+def item_id(params: dict[str, Any]) -> str:
+    """The `id` a DynamoDB item call addresses."""
+    key = params.get("Item") or params.get("Key") or {}
+    return key.get("id", {}).get("S", "")
+
+
+@contextmanager
+def failing(
+    client: Any,
+    operation: str,
+    when: Any = None,
+    code: str = "ProvisionedThroughputExceededException",
+):
+    """Make `operation` on `client` raise `code` whenever `when(params)` is true."""
+    event = f"provide-client-params.{client.meta.service_model.service_name}.{operation}"
+    calls: list[dict[str, Any]] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if when is None or when(params):
+            calls.append(params)
+            raise aws_error(code, operation)
+
+    client.meta.events.register(event, hook, unique_id=f"failing-{operation}")
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister(event, unique_id=f"failing-{operation}")
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS event record, as the event source mapping builds it from a received message."""
+    record = copy.deepcopy(load_event("sqs_failed_transactions_batch")["Records"][0])
+    record.update(
+        messageId=message["MessageId"],
+        receiptHandle=message["ReceiptHandle"],
+        body=message["Body"],
+        md5OfBody=message["MD5OfBody"],
+        eventSourceARN=queue_arn,
+    )
+    record["attributes"].update(
+        {k: v for k, v in message.get("Attributes", {}).items() if k in record["attributes"]}
+    )
+    return record
+
+
+def deliver(processing: Processing, logical: str = "FailedTransactionsQueue") -> tuple[int, int]:
+    """One poll of the event source mapping: receive a batch, invoke, delete the successes.
+
+    Failed messages are made visible again at once, as if their visibility
+    timeout had passed; SQS moves them to the DLQ after maxReceiveCount.
+    Returns (delivered, failed).
+    """
+    sqs = processing.aws.client("sqs")
+    url = processing.aws.queue_url(logical)
+    arn = processing.aws.spec.resolver.get_att(logical, "Arn")
+    messages = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    ).get("Messages", [])
+    if not messages:
+        return 0, 0
+    response = processing.invoke({"Records": [sqs_record(m, arn) for m in messages]})
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] in failed:
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return len(messages), len(failed)
+
+
+def drain(processing: Processing, rounds: int = 50) -> int:
+    """Deliver until the queue is empty (or `rounds` polls); the number of deliveries."""
+    total = 0
+    for _ in range(rounds):
+        delivered, _failed = deliver(processing)
+        if delivered == 0:
+            break
+        total += delivered
+    return total
+
+
+@pytest.fixture
+def atomic_item_writes(monkeypatch):
+    """Give moto DynamoDB's guarantee that a conditional write is atomic.
+
+    moto checks a condition and then writes, without a lock, so two threads
+    can both pass `attribute_not_exists(id)`; DynamoDB itself never lets
+    them. The code under test holds no lock: this only makes the mock honest.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+# Figures tests report (the nothing-lost run's counts), shown in pytest's summary.
+SUMMARY_LINES: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print a figure now (visible with -s) and again in the terminal summary."""
+    print(line)
+    SUMMARY_LINES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Show the figures the handler tests reported."""
+    if SUMMARY_LINES:
+        terminalreporter.section("payment platform figures")
+        for line in SUMMARY_LINES:
+            terminalreporter.write_line(line)

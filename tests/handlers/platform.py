@@ -190,11 +190,11 @@ class PlatformSpec:
         """The environment the template gives the function `handlers.<module>`."""
         return dict(self.functions[module]["Environment"])
 
-    def create_resources(self, session: Any) -> dict[str, Any]:
+    def create_resources(self, aws: Any) -> dict[str, Any]:
         """Create the table, queues, topic and alarms in moto exactly as the template declares."""
         r = self.resolver
         created: dict[str, Any] = {"tables": {}, "queues": {}, "topics": {}, "alarms": []}
-        dynamodb = session.client("dynamodb")
+        dynamodb = aws.client("dynamodb")
         for props in r.of_type("AWS::DynamoDB::Table").values():
             name = r.value(props["TableName"])
             dynamodb.create_table(
@@ -207,7 +207,7 @@ class PlatformSpec:
             if ttl:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=r.value(ttl))
             created["tables"][name] = props
-        sqs = session.client("sqs")
+        sqs = aws.client("sqs")
         queues = r.of_type("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy names an existing queue.
         ordered = sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1])
@@ -224,11 +224,11 @@ class PlatformSpec:
             if url != r.ref(logical):
                 raise AssertionError(f"moto gave {url}, the resolver says {r.ref(logical)}")
             created["queues"][logical] = url
-        sns = session.client("sns")
+        sns = aws.client("sns")
         for logical, props in r.of_type("AWS::SNS::Topic").items():
             arn = sns.create_topic(Name=r.value(props["TopicName"]))["TopicArn"]
             created["topics"][logical] = arn
-        cloudwatch = session.client("cloudwatch")
+        cloudwatch = aws.client("cloudwatch")
         for props in r.of_type("AWS::CloudWatch::Alarm").values():
             alarm = {
                 key: r.value(props[key])

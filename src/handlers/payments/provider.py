@@ -106,6 +106,11 @@ class SimulatedAcquirer:
         with self._lock:
             return {key: result for key, (_, result) in self._ledger.items()}
 
+    def attempts(self, idempotency_key: str) -> int:
+        """How many times a charge with this key was requested."""
+        with self._lock:
+            return self._attempts.get(idempotency_key, 0)
+
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """Decide by test token; the first decision for a key is final."""
         with self._lock:
