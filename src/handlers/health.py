@@ -117,10 +117,10 @@ def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
     """Check everything afresh, announce a status change, redrive the DLQ if safe."""
     config = rt.config
     report = rt.report(fresh=True)
+    _emit(report)
     state = rt.recovery.state.load()
     notified = notify_change(rt.recovery, config, report, state, now)
     redrive = maybe_redrive(rt.recovery, config, report, state, int(now.timestamp()))
-    _emit(report)
     if notified["done"]:
         metrics.add_metric(name="HealthStateChanged", unit=MetricUnit.Count, value=1)
     if redrive["done"]:

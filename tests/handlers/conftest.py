@@ -23,6 +23,7 @@ from unittest import mock
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from handlers.payments.cards import contains_pan
@@ -417,3 +418,53 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("payment platform figures")
         for line in SUMMARY_LINES:
             terminalreporter.write_line(line)
+
+
+@dataclass
+class Health:
+    """The health function wired to moto, with move tasks answered by a Stubber
+    (moto implements neither StartMessageMoveTask nor ListMessageMoveTasks)."""
+
+    module: ModuleType
+    aws: Aws
+    runtime: Any
+    stubber: Stubber
+
+    def get(self, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """GET /health through the Lambda handler."""
+        event = api_event("apigw_rest_get_health")
+        if headers is not None:
+            event["headers"], event["multiValueHeaders"] = (
+                headers,
+                {k: [v] for k, v in headers.items()},
+            )
+        return self.module.handler(
+            event, FakeLambdaContext(function_name="payment-health-monitor-test")
+        )
+
+    def scheduled(self) -> dict[str, Any]:
+        """The EventBridge schedule's invocation."""
+        event = load_event("eventbridge_scheduled_health")
+        return self.module.handler(
+            event, FakeLambdaContext(function_name="payment-health-monitor-test")
+        )
+
+
+@pytest.fixture
+def health(modules, aws, monkeypatch) -> Health:
+    """handlers.health with a fresh runtime on this test's moto account."""
+    module = modules["health"]
+    move_client = aws.fresh_client("sqs")
+    stubber = Stubber(move_client)
+    stubber.activate()
+    runtime = module.build_runtime(
+        module.CONFIG,
+        dynamodb=aws.client("dynamodb"),
+        sqs=aws.client("sqs"),
+        cloudwatch=aws.client("cloudwatch"),
+        sns=aws.client("sns"),
+        move_tasks_sqs=move_client,
+    )
+    monkeypatch.setattr(module, "_runtime", runtime)
+    yield Health(module=module, aws=aws, runtime=runtime, stubber=stubber)
+    stubber.deactivate()

@@ -117,10 +117,12 @@ def blocking_and_firing_alarms(clients: Clients, config: HealthConfig) -> tuple[
     names = list(config.alarm_names)
     for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
         pages = clients.cloudwatch.get_paginator("describe_alarms").paginate(
-            AlarmNames=names[start : start + 100], StateValue="ALARM"
+            AlarmNames=names[start : start + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
         )
         for page in pages:
             for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                if alarm.get("StateValue") != "ALARM":
+                    continue
                 firing += 1
                 watches_dlq = any(
                     dimension.get("Name") == "QueueName" and dimension.get("Value") == dlq_name
@@ -152,7 +154,8 @@ def processing_error_rate(clients: Clients, config: HealthConfig, now: dt.dateti
     response = clients.cloudwatch.get_metric_data(
         MetricDataQueries=[query("errors", "Errors"), query("invocations", "Invocations")],
         StartTime=now - ERROR_RATE_WINDOW,
-        EndTime=now,
+        # EndTime is exclusive: reach past now so the current minute counts.
+        EndTime=now + dt.timedelta(minutes=1),
     )
     totals = {
         result["Id"]: sum(result.get("Values", [])) for result in response["MetricDataResults"]

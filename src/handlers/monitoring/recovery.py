@@ -51,14 +51,17 @@ class HealthStateStore:
         )
 
     def _conditional_update(self, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        params: dict[str, Any] = {}
+        if "#status" in expression:
+            params["ExpressionAttributeNames"] = {"#status": "status"}
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key,
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
+                **params,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
