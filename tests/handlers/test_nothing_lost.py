@@ -89,6 +89,7 @@ def test_thousand_payments_with_random_faults_none_lost_none_charged_twice(proce
     processing.remaining_ms = 40
     outcomes = Counter()
     accepted = {}
+    polls = 0
     with contextlib.redirect_stdout(io.StringIO()):  # EMF lines; logs go to captured_logs
         for i in range(PAYMENTS):
             key = f"run-{SEED}-{i:05d}"
@@ -108,8 +109,10 @@ def test_thousand_payments_with_random_faults_none_lost_none_charged_twice(proce
                     time.sleep(0.045)  # Retry-After, time-scaled like the timeout
             else:
                 raise AssertionError(f"payment {i} never accepted")
+            if i % 10 == 9:  # the event source mapping polls while clients keep paying
+                deliver(processing)
+                polls += 1
 
-        polls = 0
         while processing.aws.queue_depth("FailedTransactionsQueue") and polls < 2000:
             deliver(processing)
             polls += 1

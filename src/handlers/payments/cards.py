@@ -2,7 +2,7 @@
 
 Requests must carry a payment token, never a card number. A PAN is 13-19
 digits passing the Luhn check; people write them with spaces or dashes, so
-up to two separator characters between digit groups still count as one
+up to three separator characters between digit groups still count as one
 number, and a PAN written between other numbers is still found.
 """
 
@@ -19,8 +19,8 @@ MIN_GROUP_DIGITS = 3
 MAX_GROUP_DIGITS = 6
 REDACTED = "[REDACTED-PAN]"
 
-# A run of at least 13 digits, allowing up to two of ' ', '-' between digits.
-_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]{0,2}[0-9]){12,}(?![0-9])")
+# A run of at least 13 digits, allowing up to three of ' ', '-' between digits (" - ").
+_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]{0,3}[0-9]){12,}(?![0-9])")
 _SEPARATORS = re.compile(r"[ \-]+")
 
 

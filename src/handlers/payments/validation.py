@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,6 +28,8 @@ MERCHANT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,63}")
 # Plain decimal notation only: no sign, exponent, spaces or leading zeros.
 AMOUNT_PATTERN = re.compile(r"(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+# Control, format, surrogate, private-use, unassigned, line and paragraph separators.
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # Field names are echoed in errors only when they look like identifiers.
 _ECHOABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
@@ -299,8 +302,8 @@ def _check_description(value: Any, rules: ValidationRules) -> _Checked:
                 f"description must be at most {rules.max_description_length} characters.",
             )
         ]
-    if not value.isprintable():
-        message = "description must not contain control characters."
+    if any(unicodedata.category(char) in _NOT_TEXT for char in value):
+        message = "description must not contain control characters or line breaks."
         return None, [FieldError("description", "malformed", message)]
     return value, []
 
