@@ -107,7 +107,8 @@ def bench_processing(spec: PlatformSpec, requests: int) -> list[float]:
     module = load(spec, "processing")
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
-    module._runtime = module.build_runtime(module.CONFIG, dynamodb=dynamodb, sqs=sqs)
+    ready = module.build_runtime(module.CONFIG, dynamodb=dynamodb, sqs=sqs)
+    module.runtime = lambda: ready
     stubber = Stubber(dynamodb)
     stubber.activate()
     context = Context()

@@ -67,6 +67,10 @@ class Alarms:
 
     def add(self, logical_id: str, base_name: str, description: str, **props) -> Alarm:
         """An alarm named `<base>-<suffix>` that notifies the topic on ALARM and on OK."""
+        # Every metric alarmed on here is absent while nothing is wrong: an idle API has no
+        # latency, an idle function no errors, an unthrottled table no throttle events, and
+        # SQS stops reporting on an empty idle queue. So missing data is healthy.
+        props.setdefault("TreatMissingData", "notBreaching")
         alarm = self.t.add_resource(
             Alarm(
                 logical_id,
@@ -80,6 +84,31 @@ class Alarms:
         )
         self.alarms.append(alarm)
         return alarm
+
+    def add_any_in_five_minutes(
+        self,
+        logical_id: str,
+        base_name: str,
+        description: str,
+        *,
+        namespace: str,
+        metric: str,
+        metric_dimensions: list[MetricDimension],
+    ) -> Alarm:
+        """An alarm on any occurrence (a five-minute Sum of at least 1) of a count metric."""
+        return self.add(
+            logical_id,
+            base_name,
+            description,
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=metric_dimensions,
+            Statistic="Sum",
+            Period=FIVE_MINUTES,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
 
 
 def dimensions(**values) -> list[MetricDimension]:
@@ -162,8 +191,6 @@ def add_api_alarms(alarms: Alarms, *, api_name: str, stage) -> list[Alarm]:
             DatapointsToAlarm=3,
             Threshold=API_P99_LATENCY_MS,
             ComparisonOperator="GreaterThanThreshold",
-            # No requests means no latency problem.
-            TreatMissingData="notBreaching",
         ),
         alarms.add(
             "Api5xxAlarm",
@@ -177,7 +204,6 @@ def add_api_alarms(alarms: Alarms, *, api_name: str, stage) -> list[Alarm]:
             EvaluationPeriods=1,
             Threshold=API_5XX_PER_5_MINUTES,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="notBreaching",
         ),
     ]
 
@@ -188,20 +214,13 @@ def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
     made = []
     for metric, what in (("Errors", "errors"), ("Throttles", "throttles")):
         made.append(
-            alarms.add(
+            alarms.add_any_in_five_minutes(
                 f"{fn.spec.logical_id}{metric}Alarm",
                 f"platform-{base}-{what}",
                 f"{fn.name} reported {what} (a payment path failed or was refused)",
-                Namespace="AWS/Lambda",
-                MetricName=metric,
-                Dimensions=dimensions(FunctionName=fn.ref()),
-                Statistic="Sum",
-                Period=FIVE_MINUTES,
-                EvaluationPeriods=1,
-                Threshold=1,
-                ComparisonOperator="GreaterThanOrEqualToThreshold",
-                # Lambda publishes nothing while the function is idle: that is healthy.
-                TreatMissingData="notBreaching",
+                namespace="AWS/Lambda",
+                metric=metric,
+                metric_dimensions=dimensions(FunctionName=fn.ref()),
             )
         )
     return made
@@ -210,20 +229,13 @@ def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
 def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
     """Read and write throttles and DynamoDB-side errors of the table."""
     made = [
-        alarms.add(
+        alarms.add_any_in_five_minutes(
             f"Table{metric}Alarm",
             f"platform-table-{what}",
             f"{what.replace('-', ' ')} on the transactions table",
-            Namespace="AWS/DynamoDB",
-            MetricName=metric,
-            Dimensions=dimensions(TableName=table.ref()),
-            Statistic="Sum",
-            Period=FIVE_MINUTES,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            # DynamoDB publishes throttle metrics only when a request is throttled.
-            TreatMissingData="notBreaching",
+            namespace="AWS/DynamoDB",
+            metric=metric,
+            metric_dimensions=dimensions(TableName=table.ref()),
         )
         for metric, what in (
             ("ReadThrottleEvents", "read-throttles"),
@@ -258,7 +270,6 @@ def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
             EvaluationPeriods=1,
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="notBreaching",
         )
     )
     return made
@@ -279,8 +290,6 @@ def add_queue_alarms(alarms: Alarms, queues: QueueWithDlq) -> list[Alarm]:
             EvaluationPeriods=1,
             Threshold=0,
             ComparisonOperator="GreaterThanThreshold",
-            # SQS reports on a queue while it holds messages; silence means it is empty.
-            TreatMissingData="notBreaching",
         ),
         alarms.add(
             "QueueOldestMessageAlarm",
@@ -294,7 +303,6 @@ def add_queue_alarms(alarms: Alarms, queues: QueueWithDlq) -> list[Alarm]:
             EvaluationPeriods=1,
             Threshold=OLDEST_FAILED_MESSAGE_SECONDS,
             ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
         ),
     ]
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers import api
 from handlers.config import HealthConfig, load_health
+from handlers.lazy import Lazy
 from handlers.monitoring.checks import Clients, HealthReport, Status, check_health
 from handlers.monitoring.recovery import (
     HealthStateStore,
@@ -84,16 +85,8 @@ def build_runtime(
     return Runtime(config=config, clients=clients, recovery=recovery)
 
 
-_runtime: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    """The execution environment's runtime, built on first use (not at import)."""
-    # One runtime per execution environment: clients and the cache are reused.
-    global _runtime
-    if _runtime is None:
-        _runtime = build_runtime(CONFIG)
-    return _runtime
+# The execution environment's runtime, built on first use (not at import).
+runtime: Lazy[Runtime] = Lazy(lambda: build_runtime(CONFIG))
 
 
 def _emit(report: HealthReport) -> None:

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers import api
 from handlers.config import ProcessingConfig, load_processing
+from handlers.lazy import Lazy
 from handlers.observability import build_logger, build_metrics
 from handlers.payments.idempotency import (
     IdempotencyKeyReusedError,
@@ -91,16 +92,8 @@ def build_runtime(
     return Runtime(store=store, queue=queue, provider=provider, acceptor=acceptor)
 
 
-_runtime: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    """The execution environment's runtime, built on first use (not at import)."""
-    # One runtime per execution environment: clients are reused across invocations.
-    global _runtime
-    if _runtime is None:
-        _runtime = build_runtime(CONFIG)
-    return _runtime
+# The execution environment's runtime, built on first use (not at import).
+runtime: Lazy[Runtime] = Lazy(lambda: build_runtime(CONFIG))
 
 
 def idempotency_key(headers: Any, multi_value_headers: Any) -> str:

@@ -270,7 +270,7 @@ def processing(modules, aws, monkeypatch) -> Processing:
         sqs=aws.client("sqs"),
         provider=provider,
     )
-    monkeypatch.setattr(module, "_runtime", runtime)
+    monkeypatch.setattr(module, "runtime", lambda: runtime)
     return Processing(module=module, aws=aws, provider=provider)
 
 
@@ -465,6 +465,6 @@ def health(modules, aws, monkeypatch) -> Health:
         sns=aws.client("sns"),
         move_tasks_sqs=move_client,
     )
-    monkeypatch.setattr(module, "_runtime", runtime)
+    monkeypatch.setattr(module, "runtime", lambda: runtime)
     yield Health(module=module, aws=aws, runtime=runtime, stubber=stubber)
     stubber.deactivate()

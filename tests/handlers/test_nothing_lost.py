@@ -72,7 +72,7 @@ def test_thousand_payments_with_random_faults_none_lost_none_charged_twice(proce
         sqs=processing.aws.fresh_client("sqs"),
         provider=acquirer,
     )
-    module._runtime = runtime  # the fixture's monkeypatch restores the original
+    module.runtime = lambda: runtime  # the fixture's monkeypatch restores the original
     switch = {"on": True}
     dynamodb, sqs = runtime.store._client, runtime.queue._client
     inject_throttling(

@@ -7,24 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from templates.naming import Kind, Naming, NamingError
-from tests.templates.cfn import props, resources
-
-# Properties that hold a physical name, by resource type.
-NAME_PROPERTIES = {
-    "AWS::Lambda::Function": "FunctionName",
-    "AWS::IAM::Role": "RoleName",
-    "AWS::SQS::Queue": "QueueName",
-    "AWS::DynamoDB::Table": "TableName",
-    "AWS::SNS::Topic": "TopicName",
-    "AWS::CloudWatch::Alarm": "AlarmName",
-    "AWS::CloudWatch::Dashboard": "DashboardName",
-    "AWS::Events::Rule": "Name",
-    "AWS::Scheduler::Schedule": "Name",
-    "AWS::KMS::Alias": "AliasName",
-    "AWS::ApiGateway::RestApi": "Name",
-    "AWS::ApiGateway::ApiKey": "Name",
-    "AWS::ApiGateway::UsagePlan": "UsagePlanName",
-}
+from tests.templates.cfn import NAME_PROPERTIES, props, resources
 
 
 @pytest.mark.parametrize("suffix", ["", "QA", "q a", "qa_1", "-qa", "qa-", "qä", "qa\n"])

@@ -377,22 +377,8 @@ def test_roles_only_name_resources_of_this_stack(platform):
 # ---- Naming, tags, destroyability, region ----
 
 
-def test_every_physical_name_is_type_dash_suffix(platform, naming):
-    name_properties = {
-        "AWS::Lambda::Function": "FunctionName",
-        "AWS::SQS::Queue": "QueueName",
-        "AWS::DynamoDB::Table": "TableName",
-        "AWS::SNS::Topic": "TopicName",
-        "AWS::CloudWatch::Alarm": "AlarmName",
-        "AWS::CloudWatch::Dashboard": "DashboardName",
-        "AWS::Events::Rule": "Name",
-        "AWS::ApiGateway::RestApi": "Name",
-        "AWS::ApiGateway::ApiKey": "Name",
-    }
-    for logical_id, resource in resources(platform).items():
-        prop = name_properties.get(resource["Type"])
-        if prop:
-            assert props(resource)[prop].endswith(f"-{naming.suffix}"), logical_id
+# Seed: every name is `{resource-type}-{suffix}`: asserted for every stack by
+# tests/templates/test_naming.py::test_every_literal_physical_name_ends_with_the_suffix.
 
 
 def test_only_us_east_1_with_a_clear_message(platform):
