@@ -73,8 +73,9 @@ ACCESS_LOG_FORMAT = {
     "requestTime": "$context.requestTime",
     "requestTimeEpoch": "$context.requestTimeEpoch",
     "httpMethod": "$context.httpMethod",
+    # The route template (/payments/{transactionId}), never $context.path: a card number
+    # pasted into a URL must not reach the access log.
     "resourcePath": "$context.resourcePath",
-    "path": "$context.path",
     "status": "$context.status",
     "protocol": "$context.protocol",
     "responseLength": "$context.responseLength",
@@ -227,7 +228,7 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
         component=COMPONENT,
         key=key,
     )
-    deployment = _add_deployment(t, api, methods)
+    deployment = _add_deployment(t, api)
     stage = t.add_resource(
         Stage(
             "ApiStage",
@@ -576,24 +577,44 @@ def _add_account_logging_role(t: Template, naming: Naming) -> tuple[Parameter, W
     return parameter, dependency
 
 
-def _add_deployment(
-    t: Template, api: RestApi, methods: dict[tuple[str, str], Method]
-) -> Deployment:
-    """A deployment that is replaced whenever any method changes.
+# Everything API Gateway snapshots into a deployment: a change to any of them must redeploy.
+DEFINITION_TYPES = {
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Model",
+    "AWS::ApiGateway::RequestValidator",
+    "AWS::ApiGateway::GatewayResponse",
+}
 
-    CloudFormation never redeploys an unchanged Deployment, so the hash of the
-    methods' definitions is part of its logical ID; the Refs in its description make
-    the methods real dependencies (moto ignores DependsOn in change sets).
+
+def _add_deployment(t: Template, api: RestApi) -> Deployment:
+    """A deployment that is replaced whenever the API's definition changes.
+
+    CloudFormation never redeploys an unchanged Deployment, and API Gateway serves only
+    what was deployed. So the hash of every definition resource of this API (resources,
+    methods, models, validators, gateway responses) is part of the logical ID, and the
+    Refs in its description make them all real dependencies, so the snapshot is taken
+    after they exist (moto ignores DependsOn in change sets).
     """
-    ordered = [methods[k] for k in sorted(methods)]
+    definition = sorted(
+        (
+            resource
+            for resource in t.resources.values()
+            if resource.resource_type in DEFINITION_TYPES
+            and resource.properties.get("RestApiId") == api.ref()
+        ),
+        key=lambda resource: resource.title,
+    )
     digest = hashlib.sha256(
-        json.dumps([m.to_dict() for m in ordered], sort_keys=True, default=str).encode()
+        json.dumps(
+            [[r.title, r.to_dict()] for r in definition], sort_keys=True, default=str
+        ).encode()
     ).hexdigest()[:12]
     return t.add_resource(
         Deployment(
             f"ApiDeployment{digest}",
             RestApiId=api.ref(),
-            Description=Join(" ", [f"routes {digest}:", *[m.ref() for m in ordered]]),
+            Description=Join(" ", [f"definition {digest}:", *[r.ref() for r in definition]]),
         )
     )
 

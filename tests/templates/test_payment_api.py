@@ -167,6 +167,7 @@ def test_access_log_records_who_when_what_and_outcome_never_a_body_or_key_value(
         assert needed in values
     assert not any("body" in v.lower() for v in values)
     assert "$context.identity.apiKey" not in values  # the key's value
+    assert "$context.path" not in values  # a card number typed into a URL would be logged
     group_id, _ = next(
         (i, r)
         for i, r in resources(payment_api, "AWS::Logs::LogGroup").items()
@@ -228,36 +229,73 @@ def test_cloudwatch_role_is_least_privilege_and_owned_by_one_stack(payment_api):
     assert refs_to(handle["Metadata"], account_id)
 
 
-def test_deployment_redeploys_when_a_method_changes(naming):
-    """The deployment's logical ID changes with the methods' definitions."""
+def _deployment_id(naming, change=None) -> str:
+    """The payment-api deployment's logical ID, its gateway spec changed by `change`."""
+    import dataclasses
+
     from templates import payment_api as module
     from templates.api import add_gateway as real_add_gateway
 
-    def deployment_ids(template):
-        return {i for i in template["Resources"] if i.startswith("ApiDeployment")}
-
-    before = deployment_ids(module.build_payment_api(naming).to_dict())
-
     def changed(t, n, spec, **kwargs):
-        import dataclasses
+        return real_add_gateway(t, n, change(dataclasses, spec), **kwargs)
 
-        route = dataclasses.replace(spec.routes[0], required_headers=("Idempotency-Key",))
-        return real_add_gateway(t, n, dataclasses.replace(spec, routes=(route,)), **kwargs)
-
-    module.add_gateway, original = changed, module.add_gateway
+    original = module.add_gateway
+    if change is not None:
+        module.add_gateway = changed
     try:
-        after = deployment_ids(module.build_payment_api(naming).to_dict())
+        template = module.build_payment_api(naming).to_dict()
     finally:
         module.add_gateway = original
-    assert len(before) == len(after) == 1 and before != after
+    (found,) = [i for i in template["Resources"] if i.startswith("ApiDeployment")]
+    return found
 
 
-def test_deployment_refers_to_every_method_and_sets_no_stage(payment_api):
-    deployment_id, deployment = one(payment_api, "AWS::ApiGateway::Deployment")
+def test_deployment_redeploys_when_a_method_changes(naming):
+    def require_header(dc, spec):
+        route = dc.replace(spec.routes[0], required_headers=("Idempotency-Key",))
+        return dc.replace(spec, routes=(route,))
+
+    assert _deployment_id(naming) == _deployment_id(naming)
+    assert _deployment_id(naming, require_header) != _deployment_id(naming)
+
+
+def test_deployment_redeploys_when_a_model_or_gateway_response_changes(naming):
+    """A schema lives in a Model the method only Refs; CORS errors live in GatewayResponses."""
+
+    def with_schema(required):
+        def change(dc, spec):
+            schema = {"type": "object", "required": required}
+            route = dc.replace(spec.routes[0], request_schema=schema)
+            return dc.replace(spec, routes=(route,))
+
+        return change
+
+    def other_origin(dc, spec):
+        return dc.replace(spec, cors_origin="https://other.example.com")
+
+    one_field = _deployment_id(naming, with_schema(["amount"]))
+    assert one_field != _deployment_id(naming, with_schema(["amount", "currency"]))
+    assert _deployment_id(naming, other_origin) != _deployment_id(naming)
+
+
+DEFINITION_TYPES = (
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Model",
+    "AWS::ApiGateway::RequestValidator",
+    "AWS::ApiGateway::GatewayResponse",
+)
+
+
+def test_deployment_refers_to_every_definition_resource_and_sets_no_stage(stack):
+    """Gateway responses, models and validators are deployed too: the snapshot waits for all."""
+    _, template = stack
+    deployment_id, deployment = one(template, "AWS::ApiGateway::Deployment")
     assert "StageName" not in props(deployment)
-    for method_id in resources(payment_api, "AWS::ApiGateway::Method"):
-        assert refs_to(props(deployment)["Description"], method_id), method_id
-    _, stage = one(payment_api, "AWS::ApiGateway::Stage")
+    for type_name in DEFINITION_TYPES:
+        for logical_id in resources(template, type_name):
+            assert refs_to(props(deployment)["Description"], logical_id), logical_id
+    _, stage = one(template, "AWS::ApiGateway::Stage")
     assert props(stage)["DeploymentId"] == {"Ref": deployment_id}
 
 
