@@ -201,7 +201,8 @@ def in_progress(error: RequestInProgressError) -> Response:
     [QueueUnavailableError, IdempotencyStoreUnavailableError, StoreUnavailableError]
 )
 def unavailable(error: Exception) -> Response:
-    """Nothing was accepted: the client retries with the same key (never a false 202)."""
+    """Nothing was accepted, or the outcome could not be recorded: a retry with the same
+    key is always safe (it resumes the same transaction; never a false 202)."""
     metrics.add_metric(name="ServiceUnavailable", unit=MetricUnit.Count, value=1)
     logger.error(
         "service unavailable", extra={"errorType": type(error).__name__, "cause": _cause(error)}

@@ -130,6 +130,21 @@ def test_idempotency_store_throttled_is_503_and_nothing_is_charged(processing):
     assert processing.pay(payment_body(), key)["statusCode"] == 201
 
 
+def test_queued_payment_is_202_even_when_forgetting_the_key_fails(processing):
+    """Powertools deletes the in-progress key on a 202; if that delete fails too (the table is
+    throttled, which is often why the payment was queued), the payment is still queued."""
+    dynamodb = processing.module.runtime().store._client
+    key = new_key()
+    with failing(dynamodb, "DeleteItem", lambda p: item_id(p).startswith("payment-request#")):
+        response = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
+    assert response["statusCode"] == 202
+    transaction_id = body_of(response)["transactionId"]
+    assert [m["transactionId"] for m in queued_messages(processing)] == [transaction_id]
+    drain(processing)
+    assert stored(processing, transaction_id)["status"] == "AUTHORIZED"
+    assert len(processing.provider.charges) == 1
+
+
 def test_consumer_reports_only_the_failed_messages(processing):
     keys = [new_key() for _ in range(3)]
     for key in keys:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from handlers.payments.service import PaymentQueuedError
 from handlers.payments.validation import Payment
 
 # Records are `id = "payment-request#<hash of the key>"`, beside the transactions.
@@ -89,4 +90,25 @@ class IdempotentAcceptor:
         except IdempotencyAlreadyInProgressError as error:
             raise RequestInProgressError("a request with this key is in progress") from error
         except IdempotencyPersistenceLayerError as error:
+            queued = _queued_payment(error)
+            if queued is not None:
+                # The payment is on the retry queue; only forgetting the in-progress key
+                # failed (it expires with this invocation). The truthful answer is still 202.
+                raise queued from error
             raise IdempotencyStoreUnavailableError("idempotency store unavailable") from error
+
+
+def _queued_payment(error: BaseException) -> PaymentQueuedError | None:
+    """The PaymentQueuedError behind a persistence error, if the payment was queued.
+
+    Powertools raises its persistence error while handling the function's exception
+    (when deleting the in-progress record fails), so the queued error is in the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, PaymentQueuedError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
