@@ -222,8 +222,9 @@ def retry_record(record: SQSRecord) -> None:
     try:
         message = RetryMessage.from_json(record.body, CONFIG.api.rules)
     except InvalidRetryMessageError as error:
-        # Not a retry this platform wrote (or one invalid under today's rules):
-        # retrying cannot fix it, so it is reported and acknowledged.
+        # Not a retry this platform wrote (malformed, or carrying card data); configurable
+        # limits are not rechecked (see accepted_payment_rules). Retrying cannot fix it,
+        # so it is reported and acknowledged.
         logger.error("queue message rejected", extra={"reason": str(error)})
         metrics.add_metric(name="RetryMessageRejected", unit=MetricUnit.Count, value=1)
         return

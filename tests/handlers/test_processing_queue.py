@@ -145,6 +145,27 @@ def test_queued_payment_is_202_even_when_forgetting_the_key_fails(processing):
     assert len(processing.provider.charges) == 1
 
 
+def test_a_limit_changed_after_the_202_does_not_strand_the_queued_payment(
+    processing, monkeypatch
+):
+    """Accepted under the limits of its day: a later, stricter config must not drop it."""
+    import dataclasses
+    from decimal import Decimal
+
+    key = new_key()
+    body = payment_body(paymentToken="tok_test_flaky", currency="EUR", amount="500.00")
+    assert processing.pay(body, key)["statusCode"] == 202
+    module = processing.module
+    stricter = dataclasses.replace(
+        module.CONFIG.api.rules, allowed_currencies=frozenset({"USD"}), max_amount=Decimal("1")
+    )
+    api = dataclasses.replace(module.CONFIG.api, rules=stricter)
+    monkeypatch.setattr(module, "CONFIG", dataclasses.replace(module.CONFIG, api=api))
+    drain(processing)
+    assert stored(processing, transaction_id_for(key))["status"] == "AUTHORIZED"
+    assert len(processing.provider.charges) == 1
+
+
 def test_consumer_reports_only_the_failed_messages(processing):
     keys = [new_key() for _ in range(3)]
     for key in keys:

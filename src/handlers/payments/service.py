@@ -9,10 +9,12 @@ idempotency key. A charge can be attempted many times; it happens once.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from handlers.aws_errors import AWS_CALL_ERRORS, is_transient
@@ -20,6 +22,7 @@ from handlers.payments import cards
 from handlers.payments.provider import ChargeRequest, PaymentProvider, ProviderUnavailableError
 from handlers.payments.store import StoreUnavailableError, Transaction, TransactionStore
 from handlers.payments.validation import (
+    ISO_4217_MINOR_UNITS,
     Payment,
     PaymentValidationError,
     ValidationRules,
@@ -137,10 +140,21 @@ class RetryMessage:
         ):
             raise InvalidRetryMessageError("message has no valid transaction id")
         try:
-            payment = payment_from_dict(data.get("payment"), rules)
+            payment = payment_from_dict(data.get("payment"), accepted_payment_rules(rules))
         except PaymentValidationError as error:
             raise InvalidRetryMessageError(f"message payment is invalid: {error}") from error
         return cls(transaction_id=transaction_id, payment=payment)
+
+
+def accepted_payment_rules(rules: ValidationRules) -> ValidationRules:
+    """The rules a queued retry is checked against: shape, ISO 4217 and card data, but not
+    the configurable limits. The payment was accepted (202) under the limits of that day;
+    a later change of MaxPaymentAmount or AllowedCurrencies must not strand it."""
+    return dataclasses.replace(
+        rules,
+        max_amount=Decimal("Infinity"),
+        allowed_currencies=frozenset(ISO_4217_MINOR_UNITS),
+    )
 
 
 class RetryQueue:
