@@ -209,7 +209,12 @@ def add_api_alarms(alarms: Alarms, *, api_name: str, stage) -> list[Alarm]:
 
 
 def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
-    """Any error or throttle of the function in five minutes."""
+    """Any error, throttle or handled server error of the function in five minutes.
+
+    Lambda's Errors counts only invocations that fail; an API handler that turns an
+    unexpected exception into a 500 succeeds as far as Lambda knows, so the function's
+    own `ServerError` metric (Powertools EMF, dimension `service`) is alarmed on too.
+    """
     base = fn.spec.base_name.removeprefix("payment-")
     made = []
     for metric, what in (("Errors", "errors"), ("Throttles", "throttles")):
@@ -223,6 +228,16 @@ def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
                 metric_dimensions=dimensions(FunctionName=fn.ref()),
             )
         )
+    made.append(
+        alarms.add_any_in_five_minutes(
+            f"{fn.spec.logical_id}ServerErrorsAlarm",
+            f"platform-{base}-server-errors",
+            f"{fn.name} answered an unexpected error (500) to a caller",
+            namespace=fn.environment["POWERTOOLS_METRICS_NAMESPACE"],
+            metric="ServerError",
+            metric_dimensions=dimensions(service=fn.environment["POWERTOOLS_SERVICE_NAME"]),
+        )
+    )
     return made
 
 

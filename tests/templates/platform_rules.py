@@ -123,21 +123,27 @@ def functions_without_log_group(template: dict) -> list[str]:
 
 
 def functions_without_alarms(template: dict) -> list[str]:
-    """Every function has an Errors and a Throttles alarm on its FunctionName."""
+    """Every function has an Errors and a Throttles alarm on its FunctionName, and a
+    ServerError alarm on its own EMF metric (namespace and service from its environment)."""
     watched: set[tuple[str, str]] = set()
+    emf_watched: set[tuple[str, str]] = set()
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         p = props(alarm)
-        if p.get("Namespace") != "AWS/Lambda":
-            continue
         for dimension in p.get("Dimensions", []):
-            if dimension["Name"] == "FunctionName":
+            if p.get("Namespace") == "AWS/Lambda" and dimension["Name"] == "FunctionName":
                 watched.add((target(dimension["Value"]) or dimension["Value"], p["MetricName"]))
+            if p.get("MetricName") == "ServerError" and dimension["Name"] == "service":
+                emf_watched.add((p.get("Namespace"), dimension["Value"]))
     problems = []
     for logical_id, fn in resources(template, "AWS::Lambda::Function").items():
         names = {logical_id, props(fn).get("FunctionName")}
         for metric in ("Errors", "Throttles"):
             if not any((name, metric) in watched for name in names):
                 problems.append(f"{logical_id}: no {metric} alarm")
+        env = props(fn).get("Environment", {}).get("Variables", {})
+        emf = (env.get("POWERTOOLS_METRICS_NAMESPACE"), env.get("POWERTOOLS_SERVICE_NAME"))
+        if emf not in emf_watched:
+            problems.append(f"{logical_id}: no ServerError alarm")
     return problems
 
 

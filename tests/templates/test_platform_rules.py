@@ -36,6 +36,7 @@ def bare_function(platform) -> dict:
     _, fn = sorted(resources(platform, "AWS::Lambda::Function").items())[0]
     extra = copy.deepcopy(fn)
     props(extra)["FunctionName"] = "extra-function-qa"
+    props(extra)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] = "extra"
     props(extra).pop("Tags")
     return with_resource(platform, "ExtraFunction", extra)
 
@@ -99,6 +100,7 @@ def test_a_function_without_alarms_fails(bare_function):
     assert rules.functions_without_alarms(bare_function) == [
         "ExtraFunction: no Errors alarm",
         "ExtraFunction: no Throttles alarm",
+        "ExtraFunction: no ServerError alarm",
     ]
 
 
