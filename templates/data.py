@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from troposphere import Template
+from troposphere import Sub, Template
 from troposphere.dynamodb import (
     AttributeDefinition,
+    GlobalSecondaryIndex,
     KeySchema,
     PointInTimeRecoverySpecification,
+    Projection,
     SSESpecification,
     Table,
     TimeToLiveSpecification,
@@ -20,6 +22,13 @@ from templates.naming import Kind, Naming
 # health state item share it) and TTL on `expiration` (epoch seconds).
 PARTITION_KEY = "id"
 TTL_ATTRIBUTE = "expiration"
+# The sparse index of transactions still RECEIVED (handlers/payments/store.py writes its keys
+# on creation and removes `pendingShard` on completion); the health function's sweeper
+# queries it. It projects what a retry message needs: the normalised payment, never card data.
+PENDING_INDEX = "pending-by-age"
+PENDING_SHARD_ATTRIBUTE = "pendingShard"
+PENDING_SORT_ATTRIBUTE = "receivedAt"
+PENDING_PROJECTION = ["amount", "currency", "paymentToken", "merchantId", "description"]
 
 
 def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, component: str) -> Table:
@@ -31,9 +40,24 @@ def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, compon
             # On demand: payment traffic is spiky and the seed forbids capacity planning.
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
-                AttributeDefinition(AttributeName=PARTITION_KEY, AttributeType="S")
+                AttributeDefinition(AttributeName=PARTITION_KEY, AttributeType="S"),
+                AttributeDefinition(AttributeName=PENDING_SHARD_ATTRIBUTE, AttributeType="S"),
+                AttributeDefinition(AttributeName=PENDING_SORT_ATTRIBUTE, AttributeType="S"),
             ],
             KeySchema=[KeySchema(AttributeName=PARTITION_KEY, KeyType="HASH")],
+            # On demand: the index takes no throughput settings either.
+            GlobalSecondaryIndexes=[
+                GlobalSecondaryIndex(
+                    IndexName=PENDING_INDEX,
+                    KeySchema=[
+                        KeySchema(AttributeName=PENDING_SHARD_ATTRIBUTE, KeyType="HASH"),
+                        KeySchema(AttributeName=PENDING_SORT_ATTRIBUTE, KeyType="RANGE"),
+                    ],
+                    Projection=Projection(
+                        ProjectionType="INCLUDE", NonKeyAttributes=PENDING_PROJECTION
+                    ),
+                )
+            ],
             PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(
                 PointInTimeRecoveryEnabled=True
             ),
@@ -52,3 +76,8 @@ def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, compon
     )
     add_output(t, "TransactionsTableName", table.ref(), "DynamoDB table of transactions")
     return table
+
+
+def pending_index_arn(table: Table) -> Sub:
+    """The ARN of the sparse index of unfinished transactions (for dynamodb:Query grants)."""
+    return Sub("${" + table.title + ".Arn}/index/" + PENDING_INDEX)

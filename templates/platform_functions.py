@@ -17,6 +17,7 @@ from troposphere.awslambda import Code
 from troposphere.dynamodb import Table
 from troposphere.sns import Topic
 
+from templates.data import pending_index_arn
 from templates.functions import FunctionSpec, LambdaFunction, add_function
 from templates.iam import allow
 from templates.keys import StackKey
@@ -34,6 +35,9 @@ HEALTH_STATE_ITEM_ID = "health#state"
 IDEMPOTENCY_TTL_SECONDS = "86400"
 REDRIVE_MAX_MESSAGES_PER_SECOND = "10"
 REDRIVE_COOLDOWN_SECONDS = "900"
+# A transaction RECEIVED this long has nobody finishing it (the health function re-enqueues it):
+# far above the processor's 25 s timeout and the queue's 150 s visibility timeout.
+STUCK_AFTER_SECONDS = "900"
 
 VALIDATION = FunctionSpec(
     logical_id="Validation",
@@ -62,8 +66,10 @@ HEALTH = FunctionSpec(
     base_name="payment-health-monitor",
     handler="handlers.health.handler",
     description="Checks table, queues, alarms and error rates (GET /health, every 5 "
-    "minutes), redrives the DLQ when healthy and reports state changes",
-    # About ten sequential AWS calls plus starting a DLQ move task, off the request path:
+    "minutes), redrives the DLQ and re-enqueues stuck payments when healthy, reports state "
+    "changes",
+    # About ten sequential AWS calls plus starting a DLQ move task and at most 50 retry
+    # messages for stuck payments (well under a second each), off the request path:
     # 60 s leaves room for SDK retries when a service is the thing that is unhealthy.
     timeout=60,
     memory=256,
@@ -194,9 +200,11 @@ def add_health_monitor(
     """The health monitor.
 
     AWS calls: dynamodb:DescribeTable on the table; dynamodb:GetItem, PutItem, UpdateItem
-    on the state item only; sqs:GetQueueAttributes on both queues; sqs:StartMessageMoveTask,
+    on the state item only; dynamodb:Query on the `pending-by-age` index only (stuck
+    payments); sqs:GetQueueAttributes on both queues; sqs:StartMessageMoveTask,
     ListMessageMoveTasks, ReceiveMessage, DeleteMessage on the DLQ and sqs:SendMessage on
-    the failed queue (what a move task needs); cloudwatch:GetMetricData (no resource-level
+    the failed queue (what a move task needs, and the stuck payments' retry messages);
+    cloudwatch:GetMetricData (no resource-level
     form: `*`); sns:Publish on the topic; kms:GenerateDataKey, Decrypt on the stack key;
     cloudwatch:DescribeAlarms on the stack's alarms (added by `watch_alarms`, once they exist).
     """
@@ -212,6 +220,7 @@ def add_health_monitor(
         "REDRIVE_MAX_MESSAGES_PER_SECOND": REDRIVE_MAX_MESSAGES_PER_SECOND,
         "REDRIVE_COOLDOWN_SECONDS": REDRIVE_COOLDOWN_SECONDS,
         "HEALTH_DRY_RUN": settings.health_dry_run.ref(),
+        "STUCK_AFTER_SECONDS": STUCK_AFTER_SECONDS,
     }
     statements = [
         allow([dynamodb.DescribeTable], [table.get_att("Arn")], "CheckTableStatus"),
@@ -223,6 +232,8 @@ def add_health_monitor(
                 ForAllValuesStringEquals("dynamodb:LeadingKeys", [HEALTH_STATE_ITEM_ID])
             ),
         ),
+        # The sparse index of RECEIVED transactions only: never the table's items.
+        allow([dynamodb.Query], [pending_index_arn(table)], "FindStuckPayments"),
         allow([sqs.GetQueueAttributes], [queues.arn, queues.dlq_arn], "ReadQueueDepths"),
         allow(
             [
@@ -234,6 +245,7 @@ def add_health_monitor(
             [queues.dlq_arn],
             "RedriveDlq",
         ),
+        # The move task's writes, and the retry messages of stuck payments.
         allow([sqs.SendMessage], [queues.arn], "RedriveIntoFailedQueue"),
         # GetMetricData has no resource-level permissions: "*" is the only form AWS accepts.
         allow([cloudwatch.GetMetricData], ["*"], "ReadErrorRates"),

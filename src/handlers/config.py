@@ -104,6 +104,10 @@ class HealthConfig:
     redrive_max_messages_per_second: int
     redrive_cooldown_seconds: int
     dry_run: bool
+    # A transaction RECEIVED for longer than this has nobody finishing it: re-enqueue it.
+    stuck_after_seconds: int
+    # At most this many stuck transactions are re-enqueued per scheduled run.
+    stuck_requeue_limit: int = 50
 
 
 def load_common(env: Mapping[str, str]) -> CommonConfig:
@@ -179,4 +183,5 @@ def load_health(env: Mapping[str, str]) -> HealthConfig:
         redrive_max_messages_per_second=_redrive_rate(env),
         redrive_cooldown_seconds=_positive_int(env, "REDRIVE_COOLDOWN_SECONDS"),
         dry_run=_boolean(env, "HEALTH_DRY_RUN"),
+        stuck_after_seconds=_positive_int(env, "STUCK_AFTER_SECONDS"),
     )

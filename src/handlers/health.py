@@ -21,11 +21,14 @@ from handlers.monitoring.checks import Clients, HealthReport, Status, check_heal
 from handlers.monitoring.recovery import (
     HealthStateStore,
     MoveTasks,
+    PendingTransactions,
     Recovery,
     maybe_redrive,
     notify_change,
+    requeue_stuck,
 )
 from handlers.observability import build_logger, build_metrics
+from handlers.payments.service import RetryQueue
 
 CONFIG: HealthConfig = load_health(os.environ)
 logger = build_logger(CONFIG.common)
@@ -81,6 +84,8 @@ def build_runtime(
         state=HealthStateStore(dynamodb, config.transactions_table, config.state_item_id),
         move_tasks=MoveTasks(move_tasks_sqs or sqs),
         sns=sns or boto3.client("sns", config=client_config),
+        pending=PendingTransactions(dynamodb, config.transactions_table),
+        retry_queue=RetryQueue(sqs, config.failed_queue_url),
     )
     return Runtime(config=config, clients=clients, recovery=recovery)
 
@@ -107,21 +112,27 @@ def get_health() -> Response:
 
 
 def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
-    """Check everything afresh, announce a status change, redrive the DLQ if safe."""
+    """Check everything afresh, announce a status change, redrive the DLQ and re-enqueue
+    stuck payments if safe."""
     config = rt.config
     report = rt.report(fresh=True)
     _emit(report)
     state = rt.recovery.state.load()
     notified = notify_change(rt.recovery, config, report, state, now)
     redrive = maybe_redrive(rt.recovery, config, report, state, int(now.timestamp()))
+    requeued = requeue_stuck(rt.recovery, config, report, now)
     if notified["done"]:
         metrics.add_metric(name="HealthStateChanged", unit=MetricUnit.Count, value=1)
     if redrive["done"]:
         metrics.add_metric(name="DlqRedriveStarted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="StuckPaymentsRequeued", unit=MetricUnit.Count, value=requeued["requeued"]
+    )
     result = {
         "status": report.status.value,
         "dryRun": config.dry_run,
-        "actions": [notified, redrive],
+        "stuckPaymentsRequeued": requeued["requeued"],
+        "actions": [notified, redrive, requeued],
     }
     logger.info(
         "scheduled health run",

@@ -202,6 +202,11 @@ class PlatformSpec:
                 KeySchema=r.value(props["KeySchema"]),
                 AttributeDefinitions=r.value(props["AttributeDefinitions"]),
                 BillingMode=r.value(props.get("BillingMode", "PROVISIONED")),
+                **(
+                    {"GlobalSecondaryIndexes": r.value(props["GlobalSecondaryIndexes"])}
+                    if "GlobalSecondaryIndexes" in props
+                    else {}
+                ),
             )
             ttl = props.get("TimeToLiveSpecification")
             if ttl:

@@ -256,8 +256,8 @@ def test_scheduled_run_emits_the_health_metric(health, capsys):
 
 
 ALLOWED_HEALTH_CALLS = {
-    "dynamodb": {"DescribeTable", "GetItem", "PutItem", "UpdateItem"},
-    "sqs": {"GetQueueAttributes", "StartMessageMoveTask", "ListMessageMoveTasks"},
+    "dynamodb": {"DescribeTable", "GetItem", "PutItem", "UpdateItem", "Query"},
+    "sqs": {"GetQueueAttributes", "StartMessageMoveTask", "ListMessageMoveTasks", "SendMessage"},
     "cloudwatch": {"DescribeAlarms", "GetMetricData"},
     "sns": {"Publish"},
 }

@@ -59,6 +59,7 @@ def test_malformed_values_are_refused_with_the_variable_name(functions):
         ("REDRIVE_MAX_MESSAGES_PER_SECOND", "501"),
         ("REDRIVE_COOLDOWN_SECONDS", "-5"),
         ("HEALTH_DRY_RUN", "maybe"),
+        ("STUCK_AFTER_SECONDS", "0"),
         ("FAILED_TRANSACTIONS_DLQ_ARN", "not-an-arn"),
         ("CORS_ALLOWED_ORIGIN", "*"),
     ]:

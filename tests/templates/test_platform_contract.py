@@ -110,6 +110,7 @@ def test_health_environment_values(platform, functions):
     assert variables["PROCESSING_FUNCTION_NAME"] == {"Ref": "ProcessingFunction"}
     assert variables["REDRIVE_MAX_MESSAGES_PER_SECOND"] == "10"
     assert variables["REDRIVE_COOLDOWN_SECONDS"] == "900"
+    assert variables["STUCK_AFTER_SECONDS"] == "900"
     dry_run = platform["Parameters"][variables["HEALTH_DRY_RUN"]["Ref"]]
     assert dry_run["Default"] == "false"
     assert dry_run["AllowedValues"] == ["true", "false"]
@@ -158,8 +159,28 @@ def test_table_schema(platform, naming):
     p = props(table)
     assert p["TableName"] == f"transactions-{naming.suffix}"
     assert p["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert p["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert p["AttributeDefinitions"] == [
+        {"AttributeName": "id", "AttributeType": "S"},
+        {"AttributeName": "pendingShard", "AttributeType": "S"},
+        {"AttributeName": "receivedAt", "AttributeType": "S"},
+    ]
     assert p["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_pending_index_is_sparse_and_projects_only_what_a_retry_needs(platform):
+    _, table = one(platform, "AWS::DynamoDB::Table")
+    (index,) = props(table)["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "pending-by-age"
+    assert index["KeySchema"] == [
+        {"AttributeName": "pendingShard", "KeyType": "HASH"},
+        {"AttributeName": "receivedAt", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["amount", "currency", "paymentToken", "merchantId", "description"],
+    }
+    # On demand: no throughput settings on the index either.
+    assert "ProvisionedThroughput" not in index
 
 
 def test_queue_names_receive_count_and_batch_size(platform, naming):
@@ -197,6 +218,9 @@ def _resource_label(value) -> str:
         )
         if match:
             return "alarm:" + match.group(1)
+        match = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/([\w.-]+)", text)
+        if match:
+            return f"{match.group(1)}/index/{match.group(2)}"
     raise AssertionError(f"unexpected resource form {value}")
 
 
@@ -263,6 +287,7 @@ def test_health_role_is_exactly_the_contract(platform):
             ("dynamodb:GetItem", "TransactionsTable"),
             ("dynamodb:PutItem", "TransactionsTable"),
             ("dynamodb:UpdateItem", "TransactionsTable"),
+            ("dynamodb:Query", "TransactionsTable/index/pending-by-age"),
             ("sqs:GetQueueAttributes", "FailedTransactionsQueue"),
             ("sqs:GetQueueAttributes", "FailedTransactionsQueueDlq"),
             ("sqs:StartMessageMoveTask", "FailedTransactionsQueueDlq"),

@@ -355,8 +355,8 @@ def test_every_queue_and_topic_refuses_plain_http(platform):
 
 
 def test_roles_only_name_resources_of_this_stack(platform):
-    """Every Resource of every role is '*', a reference into this template, or an alarm
-    ARN built from this stack's alarm names."""
+    """Every Resource of every role is '*', a reference into this template, an alarm
+    ARN built from this stack's alarm names, or an index ARN of this stack's table."""
     alarm_names = {
         props(a)["AlarmName"] for a in resources(platform, "AWS::CloudWatch::Alarm").values()
     }
@@ -367,8 +367,15 @@ def test_roles_only_name_resources_of_this_stack(platform):
                     if resource == "*" or target(resource) in platform["Resources"]:
                         continue
                     text = resource["Fn::Sub"]
+                    index = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/([\w.-]+)", text)
                     if ":alarm:" in text:
                         assert text.rsplit(":", 1)[-1] in alarm_names, (role_id, text)
+                    elif index:
+                        # An index of one of this stack's tables, by the name it declares.
+                        table = platform["Resources"][index.group(1)]
+                        assert table["Type"] == "AWS::DynamoDB::Table", (role_id, text)
+                        declared = {i["IndexName"] for i in props(table)["GlobalSecondaryIndexes"]}
+                        assert index.group(2) in declared, (role_id, text)
                     else:
                         # The account-wide API Gateway logging role: API Gateway's own groups.
                         assert role_id == "ApiGatewayCloudWatchRole", (role_id, text)

@@ -1,8 +1,10 @@
-"""The scheduled run of the health function: report state changes, redrive the DLQ.
+"""The scheduled run of the health function: report state changes, redrive the DLQ,
+re-enqueue stuck payments.
 
 Only safe actions: `StartMessageMoveTask` from the DLQ back into the
 failed-transactions queue (capped rate, one task at a time, a cool-down
-between tasks) and one SNS message per change of the platform's status.
+between tasks), one SNS message per change of the platform's status, and a
+retry message for each transaction left RECEIVED too long (bounded per run).
 Never a purge, a restore or an IAM change. With dry run on, the same
 decisions are made and reported, and nothing is changed.
 """
@@ -12,12 +14,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from handlers.config import HealthConfig
 from handlers.monitoring.checks import HealthReport, Status
+from handlers.payments.service import (
+    QueueUnavailableError,
+    RetryMessage,
+    RetryQueue,
+)
+from handlers.payments.store import (
+    PENDING_INDEX,
+    PENDING_SHARD,
+    PENDING_SHARD_ATTRIBUTE,
+    PENDING_SORT_ATTRIBUTE,
+    timestamp,
+)
+from handlers.payments.validation import (
+    ISO_4217_MINOR_UNITS,
+    PaymentValidationError,
+    ValidationRules,
+    payment_from_dict,
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +168,41 @@ class MoveTasks:
         return response["TaskHandle"]
 
 
+class PendingTransactions:
+    """The sparse index `pending-by-age`: transactions still RECEIVED, oldest first."""
+
+    # What a retry message carries (the index projects exactly these, never card data).
+    PAYMENT_FIELDS = ("amount", "currency", "paymentToken", "merchantId", "description")
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def received_before(self, cutoff: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` RECEIVED transactions with `receivedAt` < cutoff, oldest first, as
+        {"transactionId", "payment": {...}}. The index is eventually consistent: a transaction
+        completed a moment ago may still appear (re-enqueueing it is harmless)."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="#shard = :shard AND #received < :cutoff",
+            ExpressionAttributeNames={
+                "#shard": PENDING_SHARD_ATTRIBUTE,
+                "#received": PENDING_SORT_ATTRIBUTE,
+            },
+            ExpressionAttributeValues={":shard": {"S": PENDING_SHARD}, ":cutoff": {"S": cutoff}},
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        return [
+            {
+                "transactionId": item["id"]["S"],
+                "payment": {name: item[name]["S"] for name in self.PAYMENT_FIELDS if name in item},
+            }
+            for item in response.get("Items", [])
+        ]
+
+
 @dataclass(frozen=True)
 class Recovery:
     """What the scheduled run needs besides the checks."""
@@ -154,6 +210,8 @@ class Recovery:
     state: HealthStateStore
     move_tasks: MoveTasks
     sns: Any
+    pending: PendingTransactions
+    retry_queue: RetryQueue
 
 
 def notify_change(
@@ -218,4 +276,59 @@ def maybe_redrive(
     )
     result["done"] = True
     result["maxMessagesPerSecond"] = config.redrive_max_messages_per_second
+    return result
+
+
+# A stored payment was validated when it was accepted: check its shape and card data again
+# (never trust the table either), but not today's configurable limits.
+_STORED_PAYMENT_RULES = ValidationRules(
+    max_amount=Decimal("Infinity"), allowed_currencies=frozenset(ISO_4217_MINOR_UNITS)
+)
+
+
+def requeue_stuck(
+    recovery: Recovery, config: HealthConfig, report: HealthReport, now: dt.datetime
+) -> dict[str, Any]:
+    """Re-enqueue a retry for each transaction RECEIVED for over STUCK_AFTER_SECONDS.
+
+    Such a transaction has nobody finishing it: the function timed out or crashed between the
+    charge and the completion, or its retry message aged out of the DLQ. Only when the
+    processing path is healthy (the redrive's gate), at most `stuck_requeue_limit` per run.
+
+    Re-enqueueing a transaction whose message is also still in the queue is harmless: the
+    consumer charges with the transaction id as the provider's idempotency key and completes
+    with a conditional write (`status = RECEIVED`), so a duplicate message finds the
+    transaction completed, or completes it with the same result, and never charges twice.
+    """
+    result: dict[str, Any] = {"action": "requeue-stuck", "done": False, "requeued": 0}
+    if not report.processing_path_healthy:
+        result["decision"] = "unhealthy"
+        return result
+    cutoff = timestamp(now - dt.timedelta(seconds=config.stuck_after_seconds))
+    stuck = recovery.pending.received_before(cutoff, config.stuck_requeue_limit)
+    result["found"] = len(stuck)
+    if not stuck:
+        result["decision"] = "none-stuck"
+        return result
+    result["decision"] = "requeue"
+    if config.dry_run:
+        result["reason"] = "dry-run"
+        return result
+    skipped = 0
+    for entry in stuck:
+        try:
+            payment = payment_from_dict(entry["payment"], _STORED_PAYMENT_RULES)
+        except PaymentValidationError:
+            skipped += 1  # not a retry this platform can send; left for an operator
+            continue
+        message = RetryMessage(transaction_id=entry["transactionId"], payment=payment)
+        try:
+            recovery.retry_queue.send(message)
+        except QueueUnavailableError:
+            result["reason"] = "queue-unavailable"  # the next run picks up the rest
+            break
+        result["requeued"] += 1
+    if skipped:
+        result["skipped"] = skipped
+    result["done"] = result["requeued"] > 0
     return result

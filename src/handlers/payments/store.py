@@ -4,6 +4,11 @@ RECEIVED -> AUTHORIZED | DECLINED | FAILED. A transaction is created once
 (`attribute_not_exists(id)`) and leaves RECEIVED once (`status = RECEIVED`),
 so concurrent or repeated attempts on the same id cannot both win; the loser
 reads the winner's result. No lock, no read-modify-write.
+
+While a transaction is RECEIVED it carries `pendingShard`, the partition key of
+the sparse index `pending-by-age` (sort key `receivedAt`); the completing
+update removes it, so the index holds exactly the unfinished transactions and
+the health function's sweeper can find the ones nobody is finishing.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ _OUTCOME = {
     ChargeStatus.DECLINED: TransactionStatus.DECLINED,
     ChargeStatus.FAILED: TransactionStatus.FAILED,
 }
+
+
+# The sparse index of unfinished transactions (templates/data.py declares the same).
+PENDING_INDEX = "pending-by-age"
+PENDING_SHARD_ATTRIBUTE = "pendingShard"
+PENDING_SHARD = "pending"
+PENDING_SORT_ATTRIBUTE = "receivedAt"
 
 
 class StoreUnavailableError(Exception):
@@ -144,9 +156,14 @@ class TransactionStore:
             "amount": {"S": format_amount(payment.amount, payment.currency)},
             "currency": {"S": payment.currency},
             "merchantId": {"S": payment.merchant_id},
+            # A provider token (validated, never a card number): what a sweeper's retry of a
+            # transaction left RECEIVED needs, together with the fields above.
+            "paymentToken": {"S": payment.payment_token},
             "requestHash": {"S": request_hash},
             "receivedAt": {"S": now},
             "updatedAt": {"S": now},
+            # Puts the transaction in the sparse index until it is completed.
+            PENDING_SHARD_ATTRIBUTE: {"S": PENDING_SHARD},
         }
         if payment.description is not None:
             item["description"] = {"S": payment.description}
@@ -186,7 +203,9 @@ class TransactionStore:
             response = self._call(
                 "update_item",
                 Key={"id": {"S": transaction_id}},
-                UpdateExpression="SET " + assignments,
+                # Removing the index's partition key takes the transaction out of the
+                # sparse index; `receivedAt` (its sort key) stays, it is part of the record.
+                UpdateExpression="SET " + assignments + " REMOVE " + PENDING_SHARD_ATTRIBUTE,
                 ConditionExpression="#status = :received",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
