@@ -137,17 +137,13 @@ class Gateway:
     usage_plan: UsagePlan
     access_log_group: LogGroup
     execution_log_group: LogGroup
-    methods: dict[tuple[str, str], Method]
     parameters: list[Parameter] = field(default_factory=list)
     stage_name: str = STAGE_NAME
 
     @property
     def base_url(self) -> Sub:
         """The HTTPS root of the `prod` stage."""
-        return Sub(
-            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + self.stage_name,
-            Api=self.api.ref(),
-        )
+        return self.invoke_url("")
 
     def invoke_url(self, path: str) -> Sub:
         """The full HTTPS URL of `path` on the `prod` stage."""
@@ -196,15 +192,12 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
     )
     resources = _add_resources(t, api, [route.path for route in spec.routes])
     validators = _add_validators(t, api, spec.routes)
-    methods: dict[tuple[str, str], Method] = {}
     for route in spec.routes:
-        methods[(route.path, route.method)] = _add_route(
-            t, api, resources, validators, route, spec.cors_origin
-        )
+        _add_route(t, api, resources, validators, route, spec.cors_origin)
         _add_invoke_permission(t, api, route)
     for path in sorted({route.path for route in spec.routes}):
         verbs = sorted({r.method for r in spec.routes if r.path == path})
-        methods[(path, "OPTIONS")] = _add_preflight(t, api, resources[path], path, verbs, spec)
+        _add_preflight(t, api, resources[path], path, verbs, spec)
     _add_gateway_responses(t, api, spec.cors_origin)
 
     account_parameter, account_dependency = _add_account_logging_role(t, naming)
@@ -275,7 +268,6 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
         usage_plan=usage_plan,
         access_log_group=access_logs,
         execution_log_group=execution_logs,
-        methods=methods,
         parameters=[account_parameter],
     )
     add_output(t, "RestApiId", api.ref(), "Id of the REST API")

@@ -59,8 +59,7 @@ def add_output(
 def group_parameters(t: Template, groups: Iterable[tuple[str, list[Parameter]]]) -> None:
     """Order the parameters in the console (AWS::CloudFormation::Interface)."""
     for label, params in groups:
-        t.add_parameter_to_group(params[0], label)
-        for param in params[1:]:
+        for param in params:
             t.add_parameter_to_group(param, label)
 
 

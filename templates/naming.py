@@ -79,10 +79,6 @@ class Naming:
         """The CloudFormation stack name (= template file name without `.json`)."""
         return self.name(base, Kind.STACK)
 
-    def export(self, stack_base: str, output: str) -> str:
-        """The export name of one output: stack name and output name."""
-        return f"{self.stack(stack_base)}:{output}"
-
     def log_group(self, path: str) -> str:
         """A log group name: a path such as `/aws/lambda/<function>`."""
         if len(path) > Kind.LOG_GROUP.limit:
@@ -94,14 +90,10 @@ class Naming:
 
     def tags(self, component: str) -> Tags:
         """The tag set every taggable resource carries."""
-        return Tags(Environment=self.suffix, Project=PROJECT, Component=component)
-
-    def tag_list(self, component: str) -> list[dict[str, str]]:
-        """The same tags as plain Key/Value dicts, for properties troposphere types loosely."""
-        return [{"Key": k, "Value": v} for k, v in sorted(self.tag_dict(component).items())]
+        return Tags(**self.tag_dict(component))
 
     def tag_dict(self, component: str) -> dict[str, str]:
-        """The same tags as a mapping, for resources whose Tags is a JSON object."""
+        """The tags as a mapping: the one definition of the tag set."""
         return {"Environment": self.suffix, "Project": PROJECT, "Component": component}
 
 
