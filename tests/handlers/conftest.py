@@ -28,6 +28,7 @@ from moto import mock_aws
 
 from handlers.payments.cards import contains_pan
 from handlers.payments.provider import SimulatedAcquirer
+from tests.figures import report  # noqa: F401 - the handler tests import it from here
 from tests.handlers.platform import REGION, PlatformSpec, platform_template
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -400,24 +401,6 @@ def atomic_item_writes(monkeypatch):
                 return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, atomic)
-
-
-# Figures tests report (the nothing-lost run's counts), shown in pytest's summary.
-SUMMARY_LINES: list[str] = []
-
-
-def report(line: str) -> None:
-    """Print a figure now (visible with -s) and again in the terminal summary."""
-    print(line)
-    SUMMARY_LINES.append(line)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Show the figures the handler tests reported."""
-    if SUMMARY_LINES:
-        terminalreporter.section("payment platform figures")
-        for line in SUMMARY_LINES:
-            terminalreporter.write_line(line)
 
 
 @dataclass
