@@ -35,17 +35,16 @@ def runtime_version() -> tuple[int, int]:
 
 
 def find_runtime_python() -> str | None:
-    """An interpreter of the Lambda runtime's version: on PATH, else under pyenv."""
-    name = LAMBDA_RUNTIME
+    """An interpreter of the Lambda runtime's version that runs: this one, on PATH, or pyenv's."""
     if sys.version_info[:2] == runtime_version():
         return sys.executable
-    on_path = shutil.which(name)
-    if on_path:
-        return on_path
-    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
     major, minor = runtime_version()
-    candidates = sorted(glob.glob(f"{pyenv_root}/versions/{major}.{minor}.*/bin/{name}"))
-    return candidates[-1] if candidates else None
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = [shutil.which(LAMBDA_RUNTIME)]
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{major}.{minor}.*/bin/{LAMBDA_RUNTIME}"))
+    wanted = f"{major}.{minor}"
+    # A pyenv shim is on PATH even where that version is not selected, and then fails: try each.
+    return next((c for c in candidates if c and python_version(c) == wanted), None)
 
 
 def venv_version(venv: Path) -> str | None:
@@ -60,13 +59,14 @@ def venv_version(venv: Path) -> str | None:
     return None
 
 
-def python_version(python: str) -> str:
-    """The "major.minor" version of an interpreter."""
+def python_version(python: str) -> str | None:
+    """The "major.minor" version of an interpreter, or None when it does not run."""
     code = "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"
     # Our own interpreter paths, no shell: nothing untrusted reaches the command line.
-    return subprocess.run(  # noqa: S603
-        [python, "-c", code], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    completed = subprocess.run(  # noqa: S603
+        [python, "-c", code], check=False, capture_output=True, text=True
+    )
+    return completed.stdout.strip() if completed.returncode == 0 else None
 
 
 def run(*command: str) -> None:
@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         python = sys.executable
     wanted = python_version(python)
+    if wanted is None:
+        print(f"venv.py: error: {python} does not run", file=sys.stderr)
+        return 1
     have = venv_version(VENV)
     if have is not None and have != wanted:
         print(f"venv.py: {VENV.name} is Python {have}; remaking it on {wanted}")
