@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from deployer.aws import AwsSettings, make_clients
 from deployer.changeset import WaitConfig
 from deployer.errors import DeployError, InvalidInputError, NoRegionError, WrongRegionError
+from deployer.local import DEFAULT_PORT
 from deployer.packaging import DEFAULT_SOURCE
 from deployer.run import DeployOptions, Run, check_region, prepare
 
@@ -25,7 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "CloudFormation change sets (platform first, then payment-api). AWS settings come "
         "from the standard places: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ~/.aws.",
     )
-    parser.add_argument("--suffix", required=True, help="environment suffix, e.g. qa or prod")
+    parser.add_argument(
+        "--suffix",
+        help="environment suffix, e.g. qa or prod (required unless --local-server alone)",
+    )
     parser.add_argument(
         "--stack",
         action="append",
@@ -48,11 +53,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --destroy: also delete every version of this suffix's zips and templates "
         "in the artifact bucket",
     )
-    parser.add_argument(
+    local = parser.add_argument_group(
+        "offline emulator (development and tests; needs the dev extra)"
+    )
+    local.add_argument(
         "--local",
         action="store_true",
-        help="start moto's server in this process on a free loopback port and deploy there "
-        "(no AWS account needed; state is lost when the command ends)",
+        help="deploy to the emulator running on 127.0.0.1:PORT (see --local-server), else to a "
+        "throwaway one started in this process (its state is gone when the command ends)",
+    )
+    local.add_argument(
+        "--local-server",
+        action="store_true",
+        help="run the emulator in the foreground on 127.0.0.1:PORT until Ctrl-C, state kept "
+        "meanwhile; with --suffix, deploy into it first",
+    )
+    local.add_argument(
+        "--local-port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help="the emulator's loopback port for --local and --local-server (default: %(default)s)",
     )
     parser.add_argument(
         "--artifact-bucket",
@@ -103,9 +124,52 @@ def confirm_on_terminal(question: str) -> bool:
     return input(question).strip().lower() in {"y", "yes"}
 
 
+def run_local_server(args: argparse.Namespace) -> int:
+    """--local-server: the emulator in the foreground until Ctrl-C (with --suffix: deploy first)."""
+    from deployer.local import LIMITS, emulator_server
+
+    try:
+        with emulator_server(args.local_port) as server:
+            print(f"--local-server: emulator at {server.endpoint} (region us-east-1); state kept "
+                  "until Ctrl-C; nothing reaches AWS")
+            port = "" if args.local_port == DEFAULT_PORT else f" --local-port {args.local_port}"
+            print(
+                "--local-server: in another shell: python deploy.py --suffix SUFFIX --local "
+                f"--yes{port}"
+            )
+            print(f"--local-server: {LIMITS}")
+            code = 0
+            if args.suffix:
+                code = deploy(args, endpoint=server.endpoint)
+            print("--local-server: serving; Ctrl-C stops it (its state goes with it)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print("--local-server: stopped")
+            return code
+    except DeployError as error:
+        print(f"deploy.py: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate, deploy or destroy; return the exit code."""
     args = parse_args(argv)
+    if args.local_server:
+        if args.local or args.destroy or args.no_execute:
+            print("deploy.py: error: --local-server runs the emulator; deploy, preview or destroy "
+                  "from another shell with --local", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return run_local_server(args)
+    if not args.suffix:
+        print("deploy.py: error: --suffix is required", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return deploy(args)
+
+
+def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
+    """Deploy or destroy as the arguments say (endpoint: an emulator of this process)."""
     options = DeployOptions(
         suffix=args.suffix,
         stacks=tuple(args.stack),
@@ -116,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         artifact_bucket=args.artifact_bucket,
         processor_function=args.processor_function,
         hide_api_key=args.hide_api_key,
-        local=args.local,
+        local=args.local or (endpoint is not None),
         source_dir=args.source,
     )
     wait = WaitConfig(stack_timeout=args.timeout * 60)
@@ -135,16 +199,20 @@ def main(argv: list[str] | None = None) -> int:
             settings = AwsSettings(
                 profile=args.profile, region=args.region, retry_mode=args.retry_mode
             )
-            if args.local:
+            if args.local or endpoint:
                 from deployer.local import (
+                    LIMITS,
                     LOCAL_ACCESS_KEY,
                     LOCAL_REGION,
                     LOCAL_SECRET_KEY,
-                    moto_server,
+                    local_target,
                 )
 
-                endpoint = stack.enter_context(moto_server())
-                print(f"--local: moto server at {endpoint}; nothing reaches AWS")
+                if endpoint is None:
+                    target = stack.enter_context(local_target(args.local_port))
+                    endpoint = target.endpoint
+                    print(target.note)
+                    print(f"--local: {LIMITS}")
                 settings = AwsSettings(
                     region=LOCAL_REGION,
                     endpoint_url=endpoint,

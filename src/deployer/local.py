@@ -1,50 +1,137 @@
-"""`--local`: moto's server in this process on a free loopback port, and what it skipped."""
+"""`--local` and `--local-server`: the deployer's side of the offline emulator (src/emulator).
+
+The emulation itself (moto plus our CloudFormation handlers and fixes) lives in the
+`emulator` package; this module only finds or starts it and reports what it did not create.
+"""
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+import importlib.util
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-LOCAL_REGION = "us-east-1"
-# moto accepts any key pair; these make it obvious no real account is involved.
-LOCAL_ACCESS_KEY = "local-moto-key"
-LOCAL_SECRET_KEY = "local-moto-secret"  # noqa: S105 - a placeholder moto accepts, not a secret
+from deployer.errors import DeployError
+from emulator.server import (
+    ACCESS_KEY as LOCAL_ACCESS_KEY,
+)
+from emulator.server import (
+    DEFAULT_PORT,
+    HOST,
+    ForeignServerError,
+    probe,
+)
+from emulator.server import (
+    REGION as LOCAL_REGION,
+)
+from emulator.server import (
+    SECRET_KEY as LOCAL_SECRET_KEY,
+)
+
+__all__ = [
+    "DEFAULT_PORT",
+    "LOCAL_ACCESS_KEY",
+    "LOCAL_REGION",
+    "LOCAL_SECRET_KEY",
+    "LocalEmulatorError",
+    "LocalTarget",
+    "emulator_server",
+    "local_target",
+    "moto_server",
+    "skipped_resources",
+]
+
+# What --local never does, said once per run so its output claims no more than it did.
+LIMITS = (
+    "emulated: resources are stored in moto's models and read back through each service's API; "
+    "not emulated: no Lambda code runs, IAM policies are not evaluated, WAF rules are not "
+    "enforced, no alarm changes state by itself (docs/deployer.md, 'What --local emulates')"
+)
+
+
+class LocalEmulatorError(DeployError):
+    """The emulator cannot run here (moto missing, port taken)."""
+
+    fmt = "{reason}"
+
+
+def require_moto() -> None:
+    """Refuse early, with the command to run, when the dev extra is not installed."""
+    if importlib.util.find_spec("moto") is None:
+        raise LocalEmulatorError(
+            reason="--local and --local-server need moto, a development dependency: "
+            "pip install -e '.[dev]' (it is never needed to deploy to AWS)"
+        )
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """Where a --local run deploys and what to tell about it."""
+
+    endpoint: str
+    kept: bool  # True: a --local-server keeps the state after this run
+    note: str
+
+
+@contextmanager
+def emulator_server(port: int) -> Iterator[Any]:
+    """The emulator in this process on 127.0.0.1:port (0: a free port), stopped at the end."""
+    require_moto()
+    from emulator import start
+
+    try:
+        with start(port) as server:
+            yield server
+    except OSError as error:
+        raise LocalEmulatorError(
+            reason=f"cannot listen on {HOST}:{port} ({error.strerror or error}): "
+            "stop what uses it or pass --local-port"
+        ) from None
+
+
+@contextmanager
+def local_target(port: int = DEFAULT_PORT) -> Iterator[LocalTarget]:
+    """The running emulator on 127.0.0.1:port when there is one, else a throwaway one."""
+    endpoint = f"http://{HOST}:{port}"
+    foreign = ""
+    try:
+        running = probe(endpoint)
+    except ForeignServerError as error:
+        running, foreign = None, f"{error}; "
+    if running is not None:
+        yield LocalTarget(
+            endpoint,
+            kept=True,
+            note=f"--local: using the emulator at {endpoint} (deploy.py --local-server, pid "
+            f"{running.pid}); its state stays after this run; nothing reaches AWS",
+        )
+        return
+    with emulator_server(0) as server:
+        yield LocalTarget(
+            server.endpoint,
+            kept=False,
+            note=f"--local: {foreign}no emulator on {endpoint}, started a throwaway one at "
+            f"{server.endpoint}; its state is gone when this command ends (run deploy.py "
+            "--local-server to keep it); nothing reaches AWS",
+        )
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """Start moto's server on 127.0.0.1 and a free port; yield its endpoint URL."""
-    from moto.server import ThreadedMotoServer  # dev extra: imported only for --local
-
-    patch_moto()
-    # Werkzeug logs every request and moto warns per unsupported type; our own lines
-    # (including "moto skipped ...") are the log here.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("moto").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def moto_supported_types() -> set[str]:
-    """The resource types moto's CloudFormation creates (the rest it skips with a warning)."""
-    from moto.cloudformation.parsing import get_model_map
-
-    return set(get_model_map())
+    """A throwaway emulator's endpoint (the deployer tests' fixture)."""
+    with emulator_server(0) as server:
+        yield server.endpoint
 
 
 def skipped_resources(
-    cloudformation: Any, stack: str, template: Mapping[str, Any], supported: set[str]
+    cloudformation: Any, stack: str, template: Mapping[str, Any], supported: set[str] | None = None
 ) -> list[str]:
-    """One line per template resource that moto did not create, with the reason."""
+    """One line per template resource the emulator did not create, with the reason."""
+    if supported is None:
+        from emulator import emulated_types
+
+        supported = emulated_types()
     present = set()
     paginator = cloudformation.get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=stack):
@@ -55,58 +142,13 @@ def skipped_resources(
             continue
         kind = resource.get("Type", "")
         if kind not in supported:
-            skipped.append(f"moto skipped {kind} {logical_id} (type not supported by moto)")
+            skipped.append(
+                f"not emulated: {kind} {logical_id} (no CloudFormation handler for the type)"
+            )
         elif "Condition" in resource:
             skipped.append(
                 f"not created: {kind} {logical_id} (condition {resource['Condition']} false)"
             )
         else:
-            skipped.append(f"moto did not create {kind} {logical_id}")
+            skipped.append(f"not created: {kind} {logical_id}")
     return skipped
-
-
-def _wrap_create(cls: Any, fix: Callable[[dict[str, Any]], None]) -> None:
-    """Make moto's create_from_cloudformation_json call `fix(properties)` first (once only)."""
-    original = cls.create_from_cloudformation_json.__func__
-    if getattr(original, "_payment_patched", False):
-        return
-
-    def create(klass: Any, name: str, cloudformation_json: Any, *args: Any, **kw: Any) -> Any:
-        fix(cloudformation_json.setdefault("Properties", {}))
-        return original(klass, name, cloudformation_json, *args, **kw)
-
-    create._payment_patched = True  # type: ignore[attr-defined]
-    cls.create_from_cloudformation_json = classmethod(create)
-
-
-def _kms_tags(properties: dict[str, Any]) -> None:
-    properties["Tags"] = [
-        {
-            "TagKey": tag.get("Key", tag.get("TagKey")),
-            "TagValue": tag.get("Value", tag.get("TagValue")),
-        }
-        for tag in properties.get("Tags", [])
-    ]
-
-
-def _mock_integration(properties: dict[str, Any]) -> None:
-    integration = properties.get("Integration")
-    if isinstance(integration, dict):
-        integration.setdefault("IntegrationHttpMethod", properties.get("HttpMethod", "POST"))
-        integration.setdefault("Uri", "")
-
-
-def patch_moto() -> list[str]:
-    """Work around moto bugs that stop valid templates from deploying; return what was patched.
-
-    moto 5.2 creates AWS::KMS::Key with the KMS API's tag shape (TagKey/TagValue) but gets
-    CloudFormation's Key/Value, so a tagged key fails with KeyError 'TagKey'; and it reads
-    IntegrationHttpMethod and Uri of every AWS::ApiGateway::Method, which a MOCK integration
-    (CORS preflight) rightly omits. Both only in moto: real CloudFormation accepts both.
-    """
-    from moto.apigateway.models import Method
-    from moto.kms.models import Key
-
-    _wrap_create(Key, _kms_tags)
-    _wrap_create(Method, _mock_integration)
-    return ["AWS::KMS::Key Tags shape", "AWS::ApiGateway::Method MOCK integration"]

@@ -337,7 +337,7 @@ class Run:
         return ArtifactStore(s3, bucket, suffix, region)
 
     def after_deploy(self, spec: StackSpec, outcome: Outcome) -> None:
-        """Outputs, the API key value, and in --local what moto skipped."""
+        """Outputs, the API key value, and in --local what the emulator did not create."""
         log = StackLog(self.writer, spec.name)
         if outcome.stack_description is None or outcome.result == "change set ready":
             return
@@ -350,11 +350,9 @@ class Run:
             local=self.options.local,
         )
         if self.options.local:
-            from deployer.local import moto_supported_types, skipped_resources
+            from deployer.local import skipped_resources
 
-            skipped = skipped_resources(
-                self.clients.cloudformation, spec.name, spec.template, moto_supported_types()
-            )
+            skipped = skipped_resources(self.clients.cloudformation, spec.name, spec.template)
             self.report.skipped[spec.name] = skipped
             for line in skipped:
                 log(line)

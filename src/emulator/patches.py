@@ -1,0 +1,259 @@
+"""Fixes to moto's CloudFormation and SQS where moto departs from AWS in ways our stacks hit.
+
+Each fix is one wrapper around one moto function, installed once by `emulator.install()`:
+
+- tagged AWS::KMS::Key: moto reads the KMS API's TagKey/TagValue from the template's Key/Value;
+- change sets: moto leaves Outputs empty after ExecuteChangeSet, creates added resources
+  in template order ignoring DependsOn, reports no resource events, and on a failing
+  resource answers HTTP 500 leaving the stack half-made; here every resource gets its
+  IN_PROGRESS/COMPLETE (or FAILED) events, a failed create is rolled back (what was made is
+  deleted, ROLLBACK_COMPLETE) and a failed update ends UPDATE_ROLLBACK_FAILED (the emulator
+  cannot undo a partial update: destroy and deploy again);
+- SQS SetQueueAttributes without a Policy wipes the queue's policy in moto, not on AWS;
+- S3 bucket policies: moto evaluates them without their Conditions, so a TLS-only Deny
+  (aws:SecureTransport false) denies every request; the emulator stores resource policies and
+  shows them through the APIs but evaluates none, as it evaluates no IAM policy.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.iam.access_control import PermissionResult
+from moto.kms.models import Key
+from moto.s3.models import FakeBucket
+from moto.sqs.models import Queue
+
+PATCHED = "_emulator_patched"
+
+
+def once(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    """Replace owner.name by make(original) unless it was already replaced."""
+    original = owner.__dict__[name]
+    if getattr(original, PATCHED, False) or getattr(
+        getattr(original, "__func__", None), PATCHED, False
+    ):
+        return
+    replacement = make(original)
+    target = replacement.__func__ if isinstance(replacement, classmethod) else replacement
+    setattr(target, PATCHED, True)
+    setattr(owner, name, replacement)
+
+
+# -- KMS key tags --------------------------------------------------------------------------
+def kms_tags(properties: dict[str, Any]) -> None:
+    """Template tags (Key/Value) in the shape moto's KMS model reads (TagKey/TagValue)."""
+    properties["Tags"] = [
+        {
+            "TagKey": tag.get("Key", tag.get("TagKey")),
+            "TagValue": tag.get("Value", tag.get("TagValue")),
+        }
+        for tag in properties.get("Tags", [])
+    ]
+
+
+def patch_kms_key(original: classmethod) -> classmethod:  # type: ignore[type-arg]
+    function = original.__func__
+
+    @functools.wraps(function)
+    def create(cls: Any, name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        kms_tags(cloudformation_json.setdefault("Properties", {}))
+        return function(cls, name, cloudformation_json, *args, **kwargs)
+
+    return classmethod(create)
+
+
+# -- change sets ------------------------------------------------------------------------------
+def dependency_order(resources: Mapping[str, Any], names: list[str]) -> list[str]:
+    """`names` reordered so each comes after the resources it names in DependsOn."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered or name in visiting or name not in names:
+            return
+        visiting.add(name)
+        depends = resources[name].get("DependsOn", [])
+        for dependency in [depends] if isinstance(depends, str) else depends:
+            visit(dependency)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
+def patch_resource_diff(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def build_resource_diff(
+        self: Any, other_template: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        diff = original(self, other_template, *args, **kwargs)
+        diff["Add"] = dependency_order(other_template["Resources"], diff["Add"])
+        return diff
+
+    return build_resource_diff
+
+
+class ResourceFailed(Exception):
+    """A resource CloudFormation could not create or update, with the service's reason."""
+
+    def __init__(self, logical_id: str, resource_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.logical_id = logical_id
+        self.resource_type = resource_type
+        self.reason = reason
+
+
+def stack_of(resources_map: Any) -> Any:
+    """The moto Stack a ResourceMap belongs to, or None (a stack being created directly)."""
+    backend = cfn_models.cloudformation_backends[resources_map._account_id][
+        resources_map._region_name
+    ]
+    return backend.stacks.get(resources_map.stack_id)
+
+
+def resource_event(
+    stack: Any, logical_id: str, kind: str, physical: str, status: str, reason: str | None = None
+) -> None:
+    """Append one resource event to the stack, as DescribeStackEvents shows them."""
+    if stack is None:
+        return
+    stack.events.append(
+        cfn_models.Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=physical,
+            resource_type=kind,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=None,
+        )
+    )
+
+
+def with_events(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap parse_and_create_resource / parse_and_update_resource with resource events."""
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def run(
+            logical_id: str,
+            resource_json: dict[str, Any],
+            resources_map: Any,
+            *args: Any,
+            **kwargs: Any,
+        ) -> Any:
+            kind = resource_json.get("Type", "")
+            condition = resource_json.get("Condition")
+            if condition and not resources_map.lazy_condition_map[condition]:
+                return original(logical_id, resource_json, resources_map, *args, **kwargs)
+            stack = stack_of(resources_map)
+            resource_event(stack, logical_id, kind, "", f"{action}_IN_PROGRESS")
+            try:
+                resource = original(logical_id, resource_json, resources_map, *args, **kwargs)
+            except ResourceFailed:
+                # A resource it refers to failed first (created on the way, through Ref).
+                resource_event(
+                    stack, logical_id, kind, "", f"{action}_FAILED", "Resource creation cancelled"
+                )
+                raise
+            except Exception as error:  # any service error: CloudFormation's failed event
+                reason = str(error).strip() or type(error).__name__
+                resource_event(stack, logical_id, kind, "", f"{action}_FAILED", reason)
+                raise ResourceFailed(logical_id, kind, reason) from error
+            physical = getattr(resource, "physical_resource_id", "") if resource is not None else ""
+            resource_event(stack, logical_id, kind, str(physical or ""), f"{action}_COMPLETE")
+            return resource
+
+        return run
+
+    return make
+
+
+def refresh_outputs(stack: Any) -> None:
+    """Outputs and description from the template the change set just applied."""
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
+
+
+def patch_execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        try:
+            original(self, change_set_name, stack_name)
+        except ResourceFailed as failure:
+            change_set.execution_status = "EXECUTE_FAILED"
+            if change_set.change_set_type == "CREATE":
+                stack._add_stack_event(
+                    "ROLLBACK_IN_PROGRESS",
+                    resource_status_reason=(
+                        f"The following resource(s) failed to create: [{failure.logical_id}]. "
+                        "Rollback requested by user."
+                    ),
+                )
+                try:
+                    stack.resource_map.delete()
+                except Exception as error:  # noqa: BLE001 - moto re-raises any service error; what could not be deleted stays, and the stack says so
+                    stack._add_stack_event("ROLLBACK_FAILED", resource_status_reason=str(error))
+                    stack.status = "ROLLBACK_FAILED"
+                    return
+                stack._add_stack_event("ROLLBACK_COMPLETE")
+                stack.status = "ROLLBACK_COMPLETE"
+            else:
+                reason = (
+                    f"The following resource(s) failed to update: [{failure.logical_id}]. "
+                    "The emulator cannot roll back an update: destroy the stack and deploy again."
+                )
+                stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
+                stack.status = "UPDATE_ROLLBACK_FAILED"
+            return
+        refresh_outputs(stack)
+
+    return execute_change_set
+
+
+# -- SQS ----------------------------------------------------------------------------------------
+def patch_queue_attributes(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def set_attributes(self: Any, attributes: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if "Policy" not in attributes:
+            attributes = {**attributes, "Policy": self.policy}
+        return original(self, attributes, *args, **kwargs)
+
+    return set_attributes
+
+
+# -- S3 -------------------------------------------------------------------------------------------
+def patch_bucket_permission(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        return PermissionResult.NEUTRAL  # stored, not evaluated (see the module docstring)
+
+    return get_permission
+
+
+def install() -> list[str]:
+    """Install every fix (idempotent); what was fixed, one line each."""
+    once(Key, "create_from_cloudformation_json", patch_kms_key)
+    once(parsing.ResourceMap, "build_resource_diff", patch_resource_diff)
+    once(parsing, "parse_and_create_resource", with_events("CREATE"))
+    once(parsing, "parse_and_update_resource", with_events("UPDATE"))
+    once(cfn_models.CloudFormationBackend, "execute_change_set", patch_execute_change_set)
+    once(Queue, "_set_attributes", patch_queue_attributes)
+    once(FakeBucket, "get_permission", patch_bucket_permission)
+    return [
+        "AWS::KMS::Key tags in the template's Key/Value shape",
+        "change sets: DependsOn order, resource events, Outputs, rollback of a failed create",
+        "SQS SetQueueAttributes keeps the queue policy",
+        "S3 bucket policies stored, not evaluated",
+    ]
