@@ -65,7 +65,7 @@ def install() -> list[str]:
     import moto
     from moto.cloudformation import parsing
 
-    from emulator import patches, sqs_move_tasks
+    from emulator import moto_models, patches, sqs_move_tasks
 
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
@@ -86,6 +86,7 @@ def install() -> list[str]:
     _installed.extend(f"CloudFormation handler {h.TYPE}" for h in handlers)  # type: ignore[attr-defined]
     _installed.extend(sqs_move_tasks.install())
     _installed.extend(patches.install())
+    _installed.extend(moto_models.install())
     return list(_installed)
 
 

@@ -28,19 +28,15 @@ from moto.kms.models import Key
 from moto.s3.models import FakeBucket
 from moto.sqs.models import Queue
 
-PATCHED = "_emulator_patched"
-
 
 def once(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    """Replace owner.name by make(original) unless it was already replaced."""
+    """Replace owner.name by make(original), unless this `make` already did (wraps copy the mark)."""
     original = owner.__dict__[name]
-    if getattr(original, PATCHED, False) or getattr(
-        getattr(original, "__func__", None), PATCHED, False
-    ):
+    mark = "_emulator_" + make.__qualname__.replace(".", "_").replace("<", "").replace(">", "")
+    if getattr(getattr(original, "__func__", original), mark, False):
         return
     replacement = make(original)
-    target = replacement.__func__ if isinstance(replacement, classmethod) else replacement
-    setattr(target, PATCHED, True)
+    setattr(getattr(replacement, "__func__", replacement), mark, True)
     setattr(owner, name, replacement)
 
 

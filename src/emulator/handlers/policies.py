@@ -87,7 +87,7 @@ class TopicPolicyHandler(Emulated, CloudFormationModel):
     def apply(self, p: Mapping[str, Any]) -> None:
         text = policy_text(p["PolicyDocument"])
         for arn in as_list(p.get("Topics")):
-            self.backend.set_topic_attribute(str(arn), "Policy", text)
+            self.backend.set_topic_attribute(str(arn), "policy", text)
 
     def reset(self, arns: list[Any]) -> None:
         for arn in arns:
@@ -95,7 +95,7 @@ class TopicPolicyHandler(Emulated, CloudFormationModel):
             default = topic._create_default_topic_policy(
                 self.region_name, self.account_id, topic.name
             )
-            self.backend.set_topic_attribute(str(arn), "Policy", json.dumps(default))
+            self.backend.set_topic_attribute(str(arn), "policy", json.dumps(default))
 
     def remove(self) -> None:
         self.reset(as_list(self.properties.get("Topics")))
