@@ -22,6 +22,7 @@ from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.ec2.models.vpcs import VPCEndPoint
 from moto.iam.models import ManagedPolicy, iam_backends
 
+from emulator.handlers.base import is_not_found
 from emulator.patches import once, resource_event, stack_of
 
 
@@ -95,11 +96,25 @@ def patch_update(original: Callable[..., Any]) -> Callable[..., Any]:
     return update
 
 
+def tolerant(delete: Callable[..., None]) -> Callable[..., None]:
+    """A delete that counts a resource already gone (its VPC or API deleted first) as deleted."""
+
+    @functools.wraps(delete)
+    def run(self: Any, account_id: str, region_name: str) -> None:
+        try:
+            delete(self, account_id, region_name)
+        except Exception as error:
+            if not is_not_found(error):
+                raise
+
+    return run
+
+
 def install() -> list[str]:
     """Add the deletes and the update fallback (idempotent)."""
     for model, delete in DELETES.items():
         if "delete" not in model.__dict__:
-            model.delete = delete  # type: ignore[attr-defined]
+            model.delete = tolerant(delete)  # type: ignore[attr-defined]
     once(parsing, "parse_and_update_resource", patch_update)
     return [
         "deletes for " + ", ".join(model.__name__ for model in DELETES),

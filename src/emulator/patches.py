@@ -180,6 +180,26 @@ def refresh_outputs(stack: Any) -> None:
     stack.output_map = stack._create_output_map()
 
 
+def roll_back_create(stack: Any, failure: ResourceFailed) -> None:
+    """A failed create as CloudFormation ends it: what was made is deleted, ROLLBACK_COMPLETE."""
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS",
+        resource_status_reason=f"The following resource(s) failed to create: "
+        f"[{failure.logical_id}]. Rollback requested by user.",
+    )
+    try:
+        stack.resource_map.delete()
+    except Exception as error:  # noqa: BLE001 - moto raises any service error here
+        stack._add_stack_event("ROLLBACK_FAILED", resource_status_reason=str(error))
+        stack.status = "ROLLBACK_FAILED"
+        return
+    # Nothing of the template is left: listing its resources must not make them again
+    # (moto's resource map creates whatever it is asked for).
+    stack.resource_map._resource_json_map = {}
+    stack._add_stack_event("ROLLBACK_COMPLETE")
+    stack.status = "ROLLBACK_COMPLETE"
+
+
 def patch_execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
@@ -190,32 +210,29 @@ def patch_execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]
         except ResourceFailed as failure:
             change_set.execution_status = "EXECUTE_FAILED"
             if change_set.change_set_type == "CREATE":
-                stack._add_stack_event(
-                    "ROLLBACK_IN_PROGRESS",
-                    resource_status_reason=(
-                        f"The following resource(s) failed to create: [{failure.logical_id}]. "
-                        "Rollback requested by user."
-                    ),
-                )
-                try:
-                    stack.resource_map.delete()
-                except Exception as error:  # noqa: BLE001 - moto re-raises any service error; what could not be deleted stays, and the stack says so
-                    stack._add_stack_event("ROLLBACK_FAILED", resource_status_reason=str(error))
-                    stack.status = "ROLLBACK_FAILED"
-                    return
-                stack._add_stack_event("ROLLBACK_COMPLETE")
-                stack.status = "ROLLBACK_COMPLETE"
-            else:
-                reason = (
-                    f"The following resource(s) failed to update: [{failure.logical_id}]. "
-                    "The emulator cannot roll back an update: destroy the stack and deploy again."
-                )
-                stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
-                stack.status = "UPDATE_ROLLBACK_FAILED"
+                roll_back_create(stack, failure)
+                return
+            reason = (
+                f"The following resource(s) failed to update: [{failure.logical_id}]. The "
+                "emulator cannot roll back an update: destroy the stack and deploy again."
+            )
+            stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
+            stack.status = "UPDATE_ROLLBACK_FAILED"
             return
         refresh_outputs(stack)
 
     return execute_change_set
+
+
+def patch_create_resources(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def create_resources(self: Any) -> None:
+        try:
+            original(self)
+        except ResourceFailed as failure:
+            roll_back_create(self, failure)
+
+    return create_resources
 
 
 # -- SQS ----------------------------------------------------------------------------------------
@@ -245,6 +262,7 @@ def install() -> list[str]:
     once(parsing, "parse_and_create_resource", with_events("CREATE"))
     once(parsing, "parse_and_update_resource", with_events("UPDATE"))
     once(cfn_models.CloudFormationBackend, "execute_change_set", patch_execute_change_set)
+    once(cfn_models.Stack, "create_resources", patch_create_resources)
     once(Queue, "_set_attributes", patch_queue_attributes)
     once(FakeBucket, "get_permission", patch_bucket_permission)
     return [
