@@ -30,7 +30,7 @@ from moto.sqs.models import Queue
 
 
 def once(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    """Replace owner.name by make(original), unless this `make` already did (wraps copy the mark)."""
+    """Replace owner.name by make(original) unless this `make` did already (wraps copy marks)."""
     original = owner.__dict__[name]
     mark = "_emulator_" + make.__qualname__.replace(".", "_").replace("<", "").replace(">", "")
     if getattr(getattr(original, "__func__", original), mark, False):

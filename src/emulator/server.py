@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -98,6 +99,10 @@ class EmulatorServer:
 
         install()
         quiet()
+        if self.port:
+            # werkzeug exits the process on a taken port; raise OSError for the caller instead.
+            with socket.socket() as probe_socket:
+                probe_socket.bind((self.host, self.port))
         info = {
             "emulator": EMULATOR_NAME,
             "pid": os.getpid(),

@@ -179,7 +179,7 @@ def check_alarms(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> Non
 
 def check_policies(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     sqs, sns = aws("sqs"), aws("sns")
-    for logical, resource in of_type(template, "AWS::SQS::QueuePolicy").items():
+    for _logical, resource in of_type(template, "AWS::SQS::QueuePolicy").items():
         p = resource["Properties"]
         for queue in p["Queues"]:
             got = sqs.get_queue_attributes(QueueUrl=ids[queue["Ref"]], AttributeNames=["Policy"])
@@ -189,7 +189,7 @@ def check_policies(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> N
             ]
             deny = [s for s in statements if s["Effect"] == "Deny"]
             assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    for logical, resource in of_type(template, "AWS::SNS::TopicPolicy").items():
+    for _logical, resource in of_type(template, "AWS::SNS::TopicPolicy").items():
         p = resource["Properties"]
         for topic in p["Topics"]:
             policy = json.loads(
@@ -202,7 +202,7 @@ def check_policies(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> N
 
 def check_waf(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     waf = aws("wafv2")
-    for logical, resource in of_type(template, "AWS::WAFv2::WebACLAssociation").items():
+    for logical, _resource in of_type(template, "AWS::WAFv2::WebACLAssociation").items():
         arn = resource_arn = None
         for acl in waf.list_web_acls(Scope="REGIONAL")["WebACLs"]:
             resources = waf.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"]
@@ -210,7 +210,7 @@ def check_waf(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
             resource_arn = resources[0] if resources else resource_arn
         assert arn and resource_arn
         assert waf.get_web_acl_for_resource(ResourceArn=resource_arn)["WebACL"]["ARN"] == arn
-    for logical, resource in of_type(template, "AWS::WAFv2::LoggingConfiguration").items():
+    for logical, _resource in of_type(template, "AWS::WAFv2::LoggingConfiguration").items():
         config = waf.get_logging_configuration(ResourceArn=ids[logical])["LoggingConfiguration"]
         assert all(":aws-waf-logs-" in d for d in config["LogDestinationConfigs"])
 
