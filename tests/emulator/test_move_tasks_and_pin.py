@@ -1,4 +1,4 @@
-"""SQS message move tasks the health monitor's redrive calls, and the moto pin the emulator needs."""
+"""SQS message move tasks (the health monitor's redrive) and the moto pin the emulator needs."""
 
 from __future__ import annotations
 

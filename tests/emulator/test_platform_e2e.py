@@ -105,7 +105,7 @@ def check_usage_plans(aws: Any, template: dict[str, Any], ids: dict[str, str]) -
         assert [(s["apiId"], s["stage"]) for s in plan["apiStages"]] == [
             (ids[api], ids[stage]) for api, stage in stages
         ]
-    for logical, resource in of_type(template, "AWS::ApiGateway::UsagePlanKey").items():
+    for resource in of_type(template, "AWS::ApiGateway::UsagePlanKey").values():
         p = resource["Properties"]
         keys = apigw.get_usage_plan_keys(usagePlanId=ids[p["UsagePlanId"]["Ref"]])["items"]
         assert [k["id"] for k in keys] == [ids[p["KeyId"]["Ref"]]]
@@ -115,7 +115,7 @@ def check_usage_plans(aws: Any, template: dict[str, Any], ids: dict[str, str]) -
 
 def check_api_definition(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     apigw = aws("apigateway")
-    for logical, resource in of_type(template, "AWS::ApiGateway::GatewayResponse").items():
+    for resource in of_type(template, "AWS::ApiGateway::GatewayResponse").values():
         p = resource["Properties"]
         response = apigw.get_gateway_response(
             restApiId=ids[p["RestApiId"]["Ref"]], responseType=p["ResponseType"]
@@ -128,11 +128,11 @@ def check_api_definition(aws: Any, template: dict[str, Any], ids: dict[str, str]
             restApiId=ids[p["RestApiId"]["Ref"]], requestValidatorId=ids[logical]
         )
         assert validator["validateRequestBody"] is p["ValidateRequestBody"]
-    for logical, resource in of_type(template, "AWS::ApiGateway::Model").items():
+    for resource in of_type(template, "AWS::ApiGateway::Model").values():
         p = resource["Properties"]
         model = apigw.get_model(restApiId=ids[p["RestApiId"]["Ref"]], modelName=p["Name"])
         assert json.loads(model["schema"]) == json.loads(p["Schema"])
-    for logical, resource in of_type(template, "AWS::ApiGateway::Method").items():
+    for resource in of_type(template, "AWS::ApiGateway::Method").values():
         p = resource["Properties"]
         method = apigw.get_method(
             restApiId=ids[p["RestApiId"]["Ref"]],
@@ -202,7 +202,7 @@ def check_policies(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> N
 
 def check_waf(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     waf = aws("wafv2")
-    for logical, _resource in of_type(template, "AWS::WAFv2::WebACLAssociation").items():
+    for _association in of_type(template, "AWS::WAFv2::WebACLAssociation"):
         arn = resource_arn = None
         for acl in waf.list_web_acls(Scope="REGIONAL")["WebACLs"]:
             resources = waf.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"]
