@@ -33,7 +33,7 @@ def delete_rest_api(self: Any, account_id: str, region_name: str) -> None:
 def delete_vpc_endpoint(self: Any, account_id: str, region_name: str) -> None:
     try:
         ec2_backends[account_id][region_name].delete_vpc_endpoints([self.id])
-    except Exception as error:  # noqa: BLE001 - only "not found" is handled
+    except Exception as error:
         if not is_not_found(error):
             raise
         # Its route table went first: moto stops before marking the endpoint deleted.
