@@ -1,0 +1,131 @@
+"""The evidence report: read from the templates, complete, and honest about suppressions."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import re
+
+import pytest
+
+from templates import evidence
+from templates.common import to_json
+from templates.requirements import Selector
+from templates.testindex import MarkerIndex
+
+from .conftest import SUFFIX
+
+
+@pytest.fixture(scope="module")
+def report(built, sources) -> str:
+    return evidence.render_markdown(built, SUFFIX, sources)
+
+
+def section(report: str, requirement_id: str) -> str:
+    """The report's section of one requirement."""
+    match = re.search(rf"^### {re.escape(requirement_id)}\n(.*?)(?=^##)", report, re.S | re.M)
+    assert match, requirement_id
+    return match.group(1)
+
+
+def test_every_requirement_and_every_pci_rule_has_a_section(report, sources):
+    ids = [r.id for t in sources.seeds for r in t.requirements] + [
+        r.id for r in sources.rules.rules
+    ]
+    for requirement_id in ids:
+        assert f"[{requirement_id}](#{evidence.slug(requirement_id)})" in report
+        section(report, requirement_id)
+
+
+def test_the_report_states_each_template_hash_and_the_tool_versions(report, built, sources):
+    for name, template in built.items():
+        digest = hashlib.sha256(to_json(template).encode()).hexdigest()
+        assert f"| {name} | `{name}.json` | `{digest}` |" in report
+    for tool, version in sources.tool_versions.items():
+        assert f"| {tool} | {version} |" in report
+    assert "cfn-lint" in sources.tool_versions and "troposphere" in sources.tool_versions
+
+
+def test_values_are_read_from_the_template_not_written_by_hand(built, sources):
+    before = section(evidence.render_markdown(built, SUFFIX, sources), "S001-PITR")
+    assert '`{"PointInTimeRecoveryEnabled": true}`' in before
+    changed = copy.deepcopy(built)
+    table = changed[f"payment-platform-{SUFFIX}"]["Resources"]["TransactionsTable"]
+    table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = False
+    after = section(evidence.render_markdown(changed, SUFFIX, sources), "S001-PITR")
+    assert '`{"PointInTimeRecoveryEnabled": false}`' in after
+
+
+def test_deviations_are_listed_with_their_reason(report, sources):
+    text = section(report, "S000-OUTPUT-API-KEY")
+    assert "**Status:** deviation" in text and "DescribeStacks" in text
+    assert "ApiKeyValueCommand" in text  # what we output instead, read from the template
+
+
+def test_a_selector_that_matches_nothing_names_the_requirement(built):
+    stacks = evidence.by_base(built, SUFFIX)
+    with pytest.raises(evidence.EvidenceError, match="S001-X evidence 0: nothing in"):
+        evidence.selector_lines(
+            stacks,
+            Selector(stack="payment-platform", types=("AWS::RDS::DBInstance",), paths=("X",)),
+            "S001-X evidence 0",
+        )
+    with pytest.raises(evidence.EvidenceError, match=r"Properties\.Nope is not set on"):
+        evidence.selector_lines(
+            stacks,
+            Selector(
+                stack="payment-platform", ids=("TransactionsTable",), paths=("Properties.Nope",)
+            ),
+            "S001-X evidence 0",
+        )
+
+
+def test_a_suppression_is_reported_with_its_reason_and_makes_the_rule_accepted(built, sources):
+    rule = "PCI.DSS.321-CloudWatchLogGroupEncrypted"
+    assert "**Status:** met" in section(evidence.render_markdown(built, SUFFIX, sources), rule)
+    changed = copy.deepcopy(built)
+    for template in changed.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::Logs::LogGroup":
+                resource["Metadata"] = {
+                    "cdk_nag": {"rules_to_suppress": [{"id": rule, "reason": "because X"}]}
+                }
+    text = section(evidence.render_markdown(changed, SUFFIX, sources), rule)
+    assert "**Status:** accepted" in text
+    assert "**accepted** on `ApiAccessLogGroup`" in text and "because X" in text
+
+
+def test_every_checkov_skip_of_the_templates_is_in_the_suppression_list(report, built):
+    for name, template in built.items():
+        for logical_id, resource in template["Resources"].items():
+            for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert (
+                    f"| checkov | {skip['id']} | {name.removesuffix('-' + SUFFIX)} | "
+                    f"`{logical_id}` |" in report
+                )
+
+
+def test_a_rule_for_types_we_do_not_use_is_not_applicable(report):
+    text = section(report, "PCI.DSS.321-RDSStorageEncrypted")
+    assert "**Status:** not applicable" in text
+
+
+def test_the_tests_that_name_a_requirement_are_listed(built, sources):
+    index = MarkerIndex(by_requirement={"S001-PITR": ("tests/x.py::test_pitr",)})
+    text = section(
+        evidence.render_markdown(built, SUFFIX, dataclasses.replace(sources, tests=index)),
+        "S001-PITR",
+    )
+    assert "**Tests:** `tests/x.py::test_pitr`" in text
+
+
+def test_the_report_is_deterministic_and_its_html_has_an_anchor_per_requirement(
+    report, built, sources
+):
+    assert evidence.render_markdown(built, SUFFIX, sources) == report
+    page = evidence.render_html(report)
+    assert page.startswith("<!DOCTYPE html>")
+    for requirement_id in ("S000-API-KEY", "S001-PITR", "PCI.DSS.321-LambdaInsideVPC"):
+        assert f'id="{evidence.slug(requirement_id)}"' in page
+        assert f'href="#{evidence.slug(requirement_id)}"' in page
