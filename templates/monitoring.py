@@ -1,8 +1,7 @@
-"""Alarms that notify an encrypted SNS topic, and one dashboard over the whole platform."""
+"""Alarms that notify an encrypted SNS topic (the dashboard is in templates/dashboard.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from awacs import sns
@@ -16,10 +15,9 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import Equals, Not, Parameter, Ref, Sub, Template
+from troposphere import Equals, Not, Parameter, Ref, Template
 from troposphere.cloudwatch import (
     Alarm,
-    Dashboard,
     Metric,
     MetricDataQuery,
     MetricDimension,
@@ -28,12 +26,13 @@ from troposphere.cloudwatch import (
 from troposphere.dynamodb import Table
 from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
 
-from templates.common import add_output, json_sub, var
+from templates.common import add_output
 from templates.functions import LambdaFunction
 from templates.iam import policy
 from templates.keys import StackKey
 from templates.naming import Kind, Naming
 from templates.queues import QueueWithDlq
+from templates.runbook import alarm_description
 
 FIVE_MINUTES = 300
 ONE_MINUTE = 60
@@ -75,7 +74,8 @@ class Alarms:
             Alarm(
                 logical_id,
                 AlarmName=self.naming.name(base_name, Kind.ALARM),
-                AlarmDescription=description,
+                # What it means and the first thing to do, from the runbook's entry.
+                AlarmDescription=alarm_description(base_name, description),
                 AlarmActions=[self.topic.ref()],
                 OKActions=[self.topic.ref()],
                 Tags=self.naming.tags(self.component),
@@ -320,105 +320,3 @@ def add_queue_alarms(alarms: Alarms, queues: QueueWithDlq) -> list[Alarm]:
             ComparisonOperator="GreaterThanThreshold",
         ),
     ]
-
-
-def add_dashboard(
-    t: Template,
-    naming: Naming,
-    *,
-    api_name: str,
-    stage,
-    functions: Sequence[LambdaFunction],
-    table: Table,
-    queues: QueueWithDlq,
-    component: str,
-) -> Dashboard:
-    """`payment-platform-<suffix>`: API, functions, table and queues, and its URL output."""
-    fn_vars = {f"Fn{i}": fn.ref() for i, fn in enumerate(functions)}
-
-    def api(metric: str) -> list:
-        return ["AWS/ApiGateway", metric, "ApiName", api_name, "Stage", var("Stage")]
-
-    def per_function(metric: str) -> list[list]:
-        return [["AWS/Lambda", metric, "FunctionName", var(name)] for name in fn_vars]
-
-    def table_metric(metric: str) -> list:
-        return ["AWS/DynamoDB", metric, "TableName", var("Table")]
-
-    def queue_metric(metric: str, queue: str) -> list:
-        return ["AWS/SQS", metric, "QueueName", var(queue)]
-
-    def widget(title: str, metrics: list, stat: str) -> dict:
-        # Defaults left out on purpose: time series, 5-minute period, automatic layout.
-        return {
-            "type": "metric",
-            "properties": {
-                "title": title,
-                "region": var("AWS::Region"),
-                "metrics": metrics,
-                "stat": stat,
-            },
-        }
-
-    visible, oldest = "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"
-    body = {
-        "widgets": [
-            widget(
-                "API requests and errors", [api("Count"), api("4XXError"), api("5XXError")], "Sum"
-            ),
-            widget("API latency p99 (ms)", [api("Latency")], "p99"),
-            widget(
-                "Function errors and throttles",
-                per_function("Errors") + per_function("Throttles"),
-                "Sum",
-            ),
-            widget("Function duration p99 (ms)", per_function("Duration"), "p99"),
-            widget(
-                "Table capacity and throttles",
-                [
-                    table_metric("ConsumedReadCapacityUnits"),
-                    table_metric("ConsumedWriteCapacityUnits"),
-                    table_metric("ReadThrottleEvents"),
-                    table_metric("WriteThrottleEvents"),
-                ],
-                "Sum",
-            ),
-            widget(
-                "Failed-transactions queue and its DLQ",
-                [
-                    queue_metric(visible, "Queue"),
-                    queue_metric(oldest, "Queue"),
-                    queue_metric(visible, "Dlq"),
-                ],
-                "Maximum",
-            ),
-        ]
-    }
-    dashboard = t.add_resource(
-        Dashboard(
-            "Dashboard",
-            DashboardName=naming.name("payment-platform", Kind.DASHBOARD),
-            DashboardBody=json_sub(
-                body,
-                {
-                    "Stage": stage,
-                    "Table": table.ref(),
-                    "Queue": queues.queue.get_att("QueueName"),
-                    "Dlq": queues.dlq.get_att("QueueName"),
-                    **fn_vars,
-                },
-            ),
-            Tags=naming.tags(component),
-        )
-    )
-    add_output(
-        t,
-        "DashboardUrl",
-        Sub(
-            "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
-            "?region=${AWS::Region}#dashboards:name=${Dashboard}",
-            Dashboard=dashboard.ref(),
-        ),
-        "CloudWatch dashboard of the platform",
-    )
-    return dashboard

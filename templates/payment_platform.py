@@ -12,13 +12,13 @@ from templates.common import (
     new_template,
     require_region,
 )
+from templates.dashboard import add_dashboard, add_runbook_url
 from templates.data import add_transactions_table
 from templates.functions import LambdaFunction, add_queue_trigger
 from templates.keys import add_stack_key
 from templates.monitoring import (
     add_alarm_topic,
     add_api_alarms,
-    add_dashboard,
     add_function_alarms,
     add_queue_alarms,
     add_table_alarms,
@@ -122,6 +122,7 @@ def build_payment_platform(naming: Naming) -> Template:
     add_table_alarms(alarms, table)
     add_queue_alarms(alarms, failed)
     watch_alarms(health, alarms)
+    runbook_url = add_runbook_url(t)
     add_dashboard(
         t,
         naming,
@@ -130,6 +131,8 @@ def build_payment_platform(naming: Naming) -> Template:
         functions=functions,
         table=table,
         queues=failed,
+        alarms=alarms,
+        runbook_url=runbook_url,
         component="monitoring",
     )
 
@@ -151,7 +154,7 @@ def build_payment_platform(naming: Naming) -> Template:
         [
             ("Function code", [settings.code_bucket, settings.code_key]),
             ("Payment rules", [settings.max_payment_amount, settings.allowed_currencies]),
-            ("Operations", [alarm_email, settings.health_dry_run]),
+            ("Operations", [alarm_email, settings.health_dry_run, runbook_url]),
             ("Account-wide settings", gateway.parameters),
         ],
     )

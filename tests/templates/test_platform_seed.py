@@ -338,7 +338,9 @@ def test_dashboard_shows_api_functions_table_and_queues(platform, naming):
     assert placeholders <= set(variables) | {"AWS::Region"}
     body = json.loads(text)
     namespaces = {
-        metric[0] for widget in body["widgets"] for metric in widget["properties"]["metrics"]
+        metric[0]
+        for widget in body["widgets"]
+        for metric in widget["properties"].get("metrics", [])
     }
     assert namespaces == {"AWS/ApiGateway", "AWS/Lambda", "AWS/DynamoDB", "AWS/SQS"}
     for function_id in resources(platform, "AWS::Lambda::Function"):
