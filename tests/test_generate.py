@@ -27,23 +27,32 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_writes_one_linted_template_per_stack(tmp_path):
+def test_writes_one_linted_template_per_stack_with_its_diagram_and_the_evidence(tmp_path):
     result = run("--suffix", "qa", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    written = sorted(p.name for p in tmp_path.iterdir())
+    written = sorted(p.name for p in tmp_path.glob("*.json"))
     assert written == sorted(f"{base}-qa.json" for base in STACKS)
     assert "template(s) clean" in result.stdout
-    for path in tmp_path.iterdir():
+    for path in tmp_path.glob("*.json"):
         assert json.loads(path.read_text())["AWSTemplateFormatVersion"] == "2010-09-09"
+    others = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".json")
+    assert others == sorted(
+        ["evidence-qa.md", "evidence-qa.html"]
+        + [f"{base}-qa.{ext}" for base in STACKS for ext in ("d2", "svg")]
+    )
+    for base in STACKS:
+        assert (tmp_path / f"{base}-qa.svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_output_is_deterministic(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert generate.main(["--suffix", "qa", "--out", str(first), "--no-lint"]) == 0
     assert generate.main(["--suffix", "qa", "--out", str(second), "--no-lint"]) == 0
+    assert sorted(p.name for p in first.iterdir()) == sorted(p.name for p in second.iterdir())
     for path in first.iterdir():
+        assert path.read_bytes() == (second / path.name).read_bytes(), path.name
+    for path in first.glob("*.json"):
         text = path.read_text()
-        assert text == (second / path.name).read_text()
         assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
 
 
@@ -53,14 +62,19 @@ def test_files_get_the_usual_mode_not_the_temporary_files_0600(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~generate.current_umask()
 
 
-def test_only_the_requested_stack_is_written(tmp_path):
+def test_only_the_requested_stack_is_written(tmp_path, capsys):
     assert (
         generate.main(
             ["--suffix", "qa", "--out", str(tmp_path), "--stack", "payment-api", "--no-lint"]
         )
         == 0
     )
-    assert [p.name for p in tmp_path.iterdir()] == ["payment-api-qa.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "payment-api-qa.d2",
+        "payment-api-qa.json",
+        "payment-api-qa.svg",
+    ]
+    assert "evidence: skipped (the report covers every stack" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
