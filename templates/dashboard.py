@@ -71,12 +71,21 @@ def _place(widgets: list[dict], y: int) -> int:
     return y + -(-len(widgets) // per_row) * WIDGET_HEIGHT
 
 
+def alarm_arn_of(alarm: Alarm) -> Sub:
+    """The alarm's ARN from its name: moto's CloudFormation skips alarms, so a GetAtt on one
+    fails there (the health monitor's IAM statement names alarms the same way)."""
+    return Sub(
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:" + alarm.AlarmName
+    )
+
+
 def dashboard_layout(sections: Sequence[Section], alarms: Sequence[Alarm], intro: str) -> dict:
     """The dashboard body: the runbook text and every alarm's state on top, then each
     section's metrics followed by the graphs of the alarms that watch them; an alarm no
     section watches gets a section of its own, so every alarm is on the dashboard."""
 
     def alarm_arn(alarm: Alarm) -> str:
+        # `<logical id>Arn`: the runbook finds each alarm's graph by this placeholder.
         return var(f"{alarm.title}Arn")
 
     def alarm_graph(alarm: Alarm) -> dict:
@@ -262,7 +271,7 @@ def add_dashboard(
                         f"{RUNBOOK_PATH} in the infrastructure repository",
                     ),
                     **fn_vars,
-                    **{f"{a.title}Arn": a.get_att("Arn") for a in alarms.alarms},
+                    **{f"{a.title}Arn": alarm_arn_of(a) for a in alarms.alarms},
                 },
             ),
             Tags=naming.tags(component),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from templates.cfnread import display, read_path, references
+from templates.cfnread import display, read_path
 
 RUNBOOK_PATH = "docs/runbook.md"
 DESCRIPTION_LIMIT = 1024  # CloudWatch's AlarmDescription maximum
@@ -284,15 +284,16 @@ def dashboard_places(template: dict) -> dict[str, str]:
     for resource in template.get("Resources", {}).values():
         if resource["Type"] != "AWS::CloudWatch::Dashboard":
             continue
-        text, variables = resource["Properties"]["DashboardBody"]["Fn::Sub"]
+        text, _ = resource["Properties"]["DashboardBody"]["Fn::Sub"]
         section = ""
         for widget in json.loads(text)["widgets"]:
             props = widget.get("properties", {})
             if widget["type"] == "text" and props.get("markdown", "").startswith("## "):
                 section = props["markdown"].splitlines()[0][3:]
             for placeholder in props.get("annotations", {}).get("alarms", []):
-                for logical_id in references(variables.get(placeholder[2:-1], {})):
-                    places[logical_id] = f"section *{section}*, graph *{props.get('title')}*"
+                # `${<alarm logical id>Arn}`, a variable holding that alarm's ARN.
+                logical_id = placeholder[2:-1].removesuffix("Arn")
+                places[logical_id] = f"section *{section}*, graph *{props.get('title')}*"
     return places
 
 

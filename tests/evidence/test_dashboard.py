@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from templates.cfnread import references
-
 from .conftest import SUFFIX
 
 
@@ -34,10 +32,22 @@ def sections(widgets):
     return found
 
 
-def alarm_of(widget, variables):
+def alarm_named(platform, placeholder, variables):
+    """The alarm whose ARN a `${...}` placeholder of the body holds."""
+    arn = variables[placeholder[2:-1]]["Fn::Sub"]
+    name = arn.rsplit(":alarm:", 1)[1]
+    (logical_id,) = [
+        lid
+        for lid, r in platform["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["AlarmName"] == name
+    ]
+    assert arn.startswith("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:")
+    return logical_id
+
+
+def alarm_of(platform, widget, variables):
     (placeholder,) = widget["properties"]["annotations"]["alarms"]
-    (target,) = set(references(variables[placeholder[2:-1]]))
-    return target
+    return alarm_named(platform, placeholder, variables)
 
 
 def test_a_text_widget_on_top_links_the_runbook(dashboard):
@@ -57,7 +67,7 @@ def test_every_alarm_is_a_graph_next_to_the_metrics_of_what_it_watches(dashboard
         metrics = [w for w in members if "metrics" in w["properties"]]
         for widget in members:
             if "annotations" in widget["properties"]:
-                placed[alarm_of(widget, variables)] = title
+                placed[alarm_of(platform, widget, variables)] = title
                 assert metrics, f"{title}: alarm graphs without the metrics they watch"
     assert set(placed) == alarms
     assert "Other alarms" not in placed.values(), "an alarm watches nothing on the dashboard"
@@ -70,7 +80,7 @@ def test_the_alarm_status_widget_lists_every_alarm(dashboard):
     platform, widgets, variables = dashboard
     alarms = {lid for lid, r in platform["Resources"].items() if r["Type"].endswith("::Alarm")}
     (status,) = [w for w in widgets if w["type"] == "alarm"]
-    listed = {t for p in status["properties"]["alarms"] for t in references(variables[p[2:-1]])}
+    listed = {alarm_named(platform, p, variables) for p in status["properties"]["alarms"]}
     assert listed == alarms
 
 
