@@ -32,8 +32,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line: suffix, output directory, stacks, lint switch."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: suffix, output directory, stacks, and a switch per step."""
     parser = OneLineParser(
         description="Generate the payment stacks' CloudFormation templates "
         "(DIR/<stack>-<suffix>.json) and lint them with cfn-lint.",
@@ -73,7 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also refresh the committed copies in docs/ (runbook.md, the platform diagram)",
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line (usage errors exit 2 with one line)."""
+    return build_parser().parse_args(argv)
 
 
 def current_umask() -> int:

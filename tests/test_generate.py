@@ -27,6 +27,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.requirement("S000-SINGLE-FILE", "S001-CDK-PYTHON")
 def test_writes_one_linted_template_per_stack_with_its_diagram_and_the_evidence(tmp_path):
     result = run("--suffix", "qa", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr

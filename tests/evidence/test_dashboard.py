@@ -50,6 +50,7 @@ def alarm_of(platform, widget, variables):
     return alarm_named(platform, placeholder, variables)
 
 
+@pytest.mark.requirement("S001-DASHBOARD")
 def test_a_text_widget_on_top_links_the_runbook(dashboard):
     _, widgets, variables = dashboard
     top = widgets[0]
@@ -59,6 +60,7 @@ def test_a_text_widget_on_top_links_the_runbook(dashboard):
     assert "docs/runbook.md" in link and '"Ref": "RunbookUrl"' in link
 
 
+@pytest.mark.requirement("S001-DASHBOARD")
 def test_every_alarm_is_a_graph_next_to_the_metrics_of_what_it_watches(dashboard):
     platform, widgets, variables = dashboard
     alarms = {lid for lid, r in platform["Resources"].items() if r["Type"].endswith("::Alarm")}
@@ -76,6 +78,7 @@ def test_every_alarm_is_a_graph_next_to_the_metrics_of_what_it_watches(dashboard
     assert placed["DlqNotEmptyAlarm"] == "Failed-transactions queue and its DLQ"
 
 
+@pytest.mark.requirement("S001-DASHBOARD")
 def test_the_alarm_status_widget_lists_every_alarm(dashboard):
     platform, widgets, variables = dashboard
     alarms = {lid for lid, r in platform["Resources"].items() if r["Type"].endswith("::Alarm")}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
+
 from templates import reports, runbook
 from templates.naming import Naming
 from templates.registry import build_templates
@@ -37,6 +39,7 @@ def test_the_check_sees_an_alarm_without_entry_and_an_entry_without_alarm(built)
     assert unused == ["platform-queue-oldest-message"]
 
 
+@pytest.mark.requirement("S001-ALARM-NOTIFY", "S001-ALARMS")
 def test_each_description_says_what_it_means_the_first_step_and_where_to_read_on(built):
     for alarm in every_alarm(built):
         props = alarm["Properties"]

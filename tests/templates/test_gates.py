@@ -16,6 +16,7 @@ from tests.templates.cfn import resources
 UPLOAD_LIMIT_BYTES = 51_200  # CloudFormation's limit for a template body sent directly
 
 
+@pytest.mark.requirement("S001-BEST-PRACTICES")
 def test_cfn_lint_with_informational_rules_finds_nothing(stack_json):
     base, text = stack_json
     assert lint_text(text, base) == []
@@ -61,12 +62,14 @@ def checkov_report(stack_json, tmp_path_factory) -> dict:
     return _checkov(path)
 
 
+@pytest.mark.requirement("S001-BEST-PRACTICES")
 def test_checkov_reports_no_failed_check(checkov_report):
     failed = checkov_report["results"]["failed_checks"]
     assert [(c["check_id"], c["resource"]) for c in failed] == []
     assert checkov_report["summary"]["passed"] > 0
 
 
+@pytest.mark.requirement("S001-BEST-PRACTICES")
 def test_every_checkov_skip_is_in_metadata_with_a_reason(stack):
     _, template = stack
     for logical_id, resource in resources(template).items():

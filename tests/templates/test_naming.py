@@ -28,6 +28,7 @@ def test_a_name_over_its_limit_names_the_kind_and_the_limit():
 
 
 @given(st.from_regex(r"[a-z0-9][a-z0-9-]{0,70}[a-z0-9]", fullmatch=True))
+@pytest.mark.requirement("S001-NAMING")
 def test_names_never_exceed_their_limit(suffix):
     naming = Naming(suffix)
     for kind in Kind:
@@ -39,6 +40,7 @@ def test_names_never_exceed_their_limit(suffix):
             assert len(name) <= kind.limit and name.endswith(f"-{suffix}")
 
 
+@pytest.mark.requirement("S001-NAMING")
 def test_every_literal_physical_name_ends_with_the_suffix(stack, naming):
     _, template = stack
     for logical_id, resource in resources(template).items():

@@ -29,6 +29,7 @@ def method(template, http_method, path_part):
     return found[0]
 
 
+@pytest.mark.requirement("S000-REST-API", "S000-REGIONAL")
 def test_rest_api_is_named_described_and_regional(payment_api):
     _, api = one(payment_api, "AWS::ApiGateway::RestApi")
     assert props(api)["Name"] == "payment-api-qa"
@@ -36,6 +37,7 @@ def test_rest_api_is_named_described_and_regional(payment_api):
     assert props(api)["EndpointConfiguration"]["Types"] == ["REGIONAL"]
 
 
+@pytest.mark.requirement("S000-POST-PROCESS-PAYMENT", "S000-API-KEY-AUTH", "S000-AWS-PROXY")
 def test_post_process_payment_requires_the_key_and_proxies_to_lambda(payment_api):
     post = props(method(payment_api, "POST", "process-payment"))
     assert post["ApiKeyRequired"] is True
@@ -56,12 +58,14 @@ def test_post_process_payment_requires_the_key_and_proxies_to_lambda(payment_api
     assert arn_variables == {"Name": {"Ref": "ProcessorFunctionName"}}
 
 
+@pytest.mark.requirement("S000-EXISTING-FUNCTION", "S000-FILE-LAYOUT")
 def test_existing_function_name_is_a_parameter_defaulting_to_payment_processor(payment_api):
     parameter = payment_api["Parameters"]["ProcessorFunctionName"]
     assert parameter["Default"] == "payment-processor"
     assert parameter["AllowedPattern"] and parameter["ConstraintDescription"]
 
 
+@pytest.mark.requirement("S000-API-KEY")
 def test_api_key_is_named_and_described(payment_api):
     _, key = one(payment_api, "AWS::ApiGateway::ApiKey")
     assert props(key)["Name"] == "mobile-app-key-qa"
@@ -69,6 +73,7 @@ def test_api_key_is_named_and_described(payment_api):
     assert "mobile app" in props(key)["Description"]
 
 
+@pytest.mark.requirement("S000-USAGE-PLAN", "S000-USAGE-PLAN-KEY")
 def test_usage_plan_throttles_meters_and_binds_the_key_to_prod(payment_api):
     plan_id, plan = one(payment_api, "AWS::ApiGateway::UsagePlan")
     stage_id, stage = one(payment_api, "AWS::ApiGateway::Stage")
@@ -88,6 +93,12 @@ def test_usage_plan_throttles_meters_and_binds_the_key_to_prod(payment_api):
     }
 
 
+@pytest.mark.requirement(
+    "S000-LAMBDA-PERMISSION",
+    "S000-PERMISSION-PRINCIPAL",
+    "S000-LEAST-PRIVILEGE",
+    "PCI.DSS.321-LambdaFunctionPublicAccessProhibited",
+)
 def test_lambda_permission_is_scoped_to_this_api_route(payment_api):
     _, permission = one(payment_api, "AWS::Lambda::Permission")
     p = props(permission)
@@ -100,6 +111,11 @@ def test_lambda_permission_is_scoped_to_this_api_route(payment_api):
     assert ":execute-api:" in source and "/prod/POST/process-payment" in source
 
 
+@pytest.mark.requirement(
+    "S000-CORS-ORIGIN",
+    "S000-CORS-METHOD-RESPONSE",
+    "S000-CORS-INTEGRATION-RESPONSE",
+)
 def test_cors_method_and_integration_responses(payment_api):
     post = props(method(payment_api, "POST", "process-payment"))
     declared = post["MethodResponses"][0]
@@ -113,6 +129,7 @@ def test_cors_method_and_integration_responses(payment_api):
     assert mapped["method.response.header.Access-Control-Allow-Origin"] == f"'{ORIGIN}'"
 
 
+@pytest.mark.requirement("S000-CORS-ORIGIN")
 def test_browser_preflight_needs_no_key(payment_api):
     options = props(method(payment_api, "OPTIONS", "process-payment"))
     assert options["ApiKeyRequired"] is False
@@ -125,6 +142,7 @@ def test_browser_preflight_needs_no_key(payment_api):
 
 
 @pytest.mark.parametrize("response_type", ["DEFAULT_4XX", "DEFAULT_5XX"])
+@pytest.mark.requirement("S000-CORS-ORIGIN")
 def test_gateway_errors_carry_cors_and_json(payment_api, response_type):
     found = [
         props(r)
@@ -139,6 +157,11 @@ def test_gateway_errors_carry_cors_and_json(payment_api, response_type):
     assert "application/json" in found[0]["ResponseTemplates"]
 
 
+@pytest.mark.requirement(
+    "S000-EXECUTION-LOGS-INFO",
+    "S000-LOG-WHO-WHEN",
+    "PCI.DSS.321-APIGWExecutionLoggingEnabled",
+)
 def test_execution_logging_is_info_without_data_trace(payment_api):
     _, stage = one(payment_api, "AWS::ApiGateway::Stage")
     (settings,) = props(stage)["MethodSettings"]
@@ -148,6 +171,7 @@ def test_execution_logging_is_info_without_data_trace(payment_api):
     assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
 
 
+@pytest.mark.requirement("S000-ACCESS-LOG", "S000-LOG-WHO-WHEN")
 def test_access_log_records_who_when_what_and_outcome_never_a_body_or_key_value(payment_api):
     _, stage = one(payment_api, "AWS::ApiGateway::Stage")
     access = props(stage)["AccessLogSetting"]
@@ -176,12 +200,14 @@ def test_access_log_records_who_when_what_and_outcome_never_a_body_or_key_value(
     assert refs_to(access["DestinationArn"], group_id)
 
 
+@pytest.mark.requirement("S000-LOG-RETENTION")
 def test_every_log_group_is_kept_exactly_seven_days(payment_api):
     groups = resources(payment_api, "AWS::Logs::LogGroup")
     assert len(groups) == 2
     assert {props(g)["RetentionInDays"] for g in groups.values()} == {7}
 
 
+@pytest.mark.requirement("S000-LOG-GROUP-AND-ROLE")
 def test_execution_log_group_is_pre_created_and_the_stage_waits_for_it(payment_api):
     api_id, _ = one(payment_api, "AWS::ApiGateway::RestApi")
     _, stage = one(payment_api, "AWS::ApiGateway::Stage")
@@ -196,6 +222,7 @@ def test_execution_log_group_is_pre_created_and_the_stage_waits_for_it(payment_a
     assert group_id in stage["DependsOn"]
 
 
+@pytest.mark.requirement("S000-LOG-GROUP-AND-ROLE", "S000-LEAST-PRIVILEGE")
 def test_cloudwatch_role_is_least_privilege_and_owned_by_one_stack(payment_api):
     account_id, account = one(payment_api, "AWS::ApiGateway::Account")
     role_id = props(account)["CloudWatchRoleArn"]["Fn::GetAtt"][0]
@@ -287,6 +314,7 @@ DEFINITION_TYPES = (
 )
 
 
+@pytest.mark.requirement("S000-PROD-STAGE")
 def test_deployment_refers_to_every_definition_resource_and_sets_no_stage(stack):
     """Gateway responses, models and validators are deployed too: the snapshot waits for all."""
     _, template = stack
@@ -299,6 +327,7 @@ def test_deployment_refers_to_every_definition_resource_and_sets_no_stage(stack)
     assert props(stage)["DeploymentId"] == {"Ref": deployment_id}
 
 
+@pytest.mark.requirement("S000-FILE-LAYOUT")
 def test_unique_token_is_eight_characters_of_the_stack_id(payment_api):
     role = next(iter(resources(payment_api, "AWS::IAM::Role").values()))
     name = props(role)["RoleName"]["Fn::Join"]
@@ -316,6 +345,7 @@ def test_unique_token_is_eight_characters_of_the_stack_id(payment_api):
     }
 
 
+@pytest.mark.requirement("S000-OUTPUT-INVOKE-URL", "S000-OUTPUT-API-KEY")
 def test_outputs_give_the_invoke_url_and_the_key_id_but_never_the_key_value(payment_api):
     outputs = payment_api["Outputs"]
     url = outputs["InvokeUrl"]["Value"]["Fn::Sub"]

@@ -154,6 +154,7 @@ def test_all_functions_share_one_zip_from_parameters(platform, functions):
     assert not re.fullmatch(key["AllowedPattern"], "qa/lambda/code.tar.gz")
 
 
+@pytest.mark.requirement("S001-TABLE")
 def test_table_schema(platform, naming):
     _, table = one(platform, "AWS::DynamoDB::Table")
     p = props(table)
@@ -183,6 +184,7 @@ def test_pending_index_is_sparse_and_projects_only_what_a_retry_needs(platform):
     assert "ProvisionedThroughput" not in index
 
 
+@pytest.mark.requirement("S001-FAILED-QUEUE", "S001-DLQ")
 def test_queue_names_receive_count_and_batch_size(platform, naming):
     queues = resources(platform, "AWS::SQS::Queue")
     assert props(queues["FailedTransactionsQueue"])["QueueName"] == (
@@ -253,10 +255,12 @@ def role_of(platform: dict, service: str) -> str:
     raise AssertionError(service)
 
 
+@pytest.mark.requirement("S001-FUNCTION-PERMISSIONS")
 def test_validation_role_is_logs_and_traces_only(platform):
     assert granted(platform, role_of(platform, "validation")) == baseline("ValidationLogGroup")
 
 
+@pytest.mark.requirement("S001-FUNCTION-PERMISSIONS")
 def test_processing_role_is_exactly_the_contract(platform):
     expected = baseline("ProcessingLogGroup") | {
         ("dynamodb:GetItem", "TransactionsTable"),
@@ -274,6 +278,7 @@ def test_processing_role_is_exactly_the_contract(platform):
     assert granted(platform, role_of(platform, "processing")) == expected
 
 
+@pytest.mark.requirement("S001-FUNCTION-PERMISSIONS", "S001-HEALTH-FUNCTION")
 def test_health_role_is_exactly_the_contract(platform):
     alarms = {
         ("cloudwatch:DescribeAlarms", "alarm:" + props(a)["AlarmName"])

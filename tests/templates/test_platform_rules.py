@@ -58,6 +58,7 @@ def test_platform_keeps_the_rule(platform, rule):
     assert rule(platform) == []
 
 
+@pytest.mark.requirement("S001-ENVIRONMENT-TAG")
 def test_platform_tags_every_taggable_resource(platform, naming):
     assert rules.resources_without_environment_tag(platform, naming.suffix) == []
 
@@ -71,10 +72,12 @@ def test_the_rules_see_real_resources(platform):
     assert len(resources(platform, "AWS::CloudWatch::Alarm")) >= 10
 
 
+@pytest.mark.requirement("S001-DLQ")
 def test_a_queue_without_dlq_fails(bare_queue):
     assert rules.queues_without_dlq(bare_queue) == ["ExtraQueue: no RedrivePolicy"]
 
 
+@pytest.mark.requirement("S001-QUEUE-RETENTION")
 def test_a_queue_without_encryption_retention_or_tls_policy_fails(bare_queue):
     assert len(rules.queues_not_protected(bare_queue)) == 3
 
@@ -90,12 +93,14 @@ def test_a_dlq_open_to_any_source_fails(platform):
     assert rules.dlqs_open_to_other_sources(changed)
 
 
+@pytest.mark.requirement("S001-FUNCTION-LOGS", "S001-ERROR-HANDLING")
 def test_a_function_without_log_group_fails(bare_function):
     assert rules.functions_without_log_group(bare_function) == [
         "ExtraFunction: no log group /aws/lambda/extra-function-qa"
     ]
 
 
+@pytest.mark.requirement("S001-ALARMS")
 def test_a_function_without_alarms_fails(bare_function):
     assert rules.functions_without_alarms(bare_function) == [
         "ExtraFunction: no Errors alarm",
@@ -104,6 +109,7 @@ def test_a_function_without_alarms_fails(bare_function):
     ]
 
 
+@pytest.mark.requirement("S001-FUNCTION-PERMISSIONS")
 def test_a_function_sharing_a_role_fails(bare_function):
     assert any("shares" in p for p in rules.functions_without_own_role(bare_function))
 
@@ -121,6 +127,7 @@ def test_a_consumer_slower_than_the_visibility_timeout_fails(platform):
     assert rules.queue_consumers_misfit(changed)
 
 
+@pytest.mark.requirement("S001-ALARM-NOTIFY")
 def test_an_alarm_without_ok_action_fails(platform):
     changed = copy.deepcopy(platform)
     alarm_id, alarm = sorted(resources(changed, "AWS::CloudWatch::Alarm").items())[0]

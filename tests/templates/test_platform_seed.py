@@ -57,12 +57,14 @@ def alarms_on(template: dict, namespace: str, metric: str) -> list[dict]:
 # ---- 1. API layer ----
 
 
+@pytest.mark.requirement("S001-API")
 def test_rest_api_is_regional_with_the_design_routes(platform):
     _, api = one(platform, "AWS::ApiGateway::RestApi")
     assert props(api)["EndpointConfiguration"]["Types"] == ["REGIONAL"]
     assert API_ROUTES <= set(methods(platform))
 
 
+@pytest.mark.requirement("S001-API")
 def test_api_is_monitored_access_logs_metrics_tracing(platform):
     _, stage = one(platform, "AWS::ApiGateway::Stage")
     p = props(stage)
@@ -75,6 +77,7 @@ def test_api_is_monitored_access_logs_metrics_tracing(platform):
     assert setting["DataTraceEnabled"] is False
 
 
+@pytest.mark.requirement("S001-API-THROTTLING")
 def test_api_throttles_every_method_and_every_key(platform):
     _, stage = one(platform, "AWS::ApiGateway::Stage")
     (setting,) = props(stage)["MethodSettings"]
@@ -85,6 +88,7 @@ def test_api_throttles_every_method_and_every_key(platform):
     assert props(plan)["Quota"]["Period"] == "DAY"
 
 
+@pytest.mark.requirement("S001-API-HEALTH", "S001-API-SECURITY")
 def test_payment_routes_need_the_api_key_and_health_does_not(platform):
     found = methods(platform)
     for route in API_ROUTES - {("/health", "GET")}:
@@ -92,6 +96,7 @@ def test_payment_routes_need_the_api_key_and_health_does_not(platform):
     assert found[("/health", "GET")]["ApiKeyRequired"] is False
 
 
+@pytest.mark.requirement("S001-API-SECURITY")
 def test_post_bodies_are_validated_against_a_model(platform):
     found = methods(platform)
     validators = resources(platform, "AWS::ApiGateway::RequestValidator")
@@ -105,11 +110,13 @@ def test_post_bodies_are_validated_against_a_model(platform):
         assert set(schema["required"]) == {"amount", "currency", "paymentToken", "merchantId"}
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_process_payment_requires_the_idempotency_key_header(platform):
     method = methods(platform)[("/process-payment", "POST")]
     assert method["RequestParameters"]["method.request.header.Idempotency-Key"] is True
 
 
+@pytest.mark.requirement("S001-FUNCTIONS")
 def test_every_route_proxies_to_its_function(platform):
     expected = {
         ("/validate-payment", "POST"): "ValidationFunction",
@@ -124,6 +131,7 @@ def test_every_route_proxies_to_its_function(platform):
         assert refs_to(integration["Uri"], function_id), route
 
 
+@pytest.mark.requirement("S001-API-SECURITY", "PCI.DSS.321-LambdaFunctionPublicAccessProhibited")
 def test_each_route_may_invoke_only_its_function(platform):
     permissions = [
         props(p)
@@ -140,6 +148,7 @@ def test_each_route_may_invoke_only_its_function(platform):
 # ---- 2. Processing layer ----
 
 
+@pytest.mark.requirement("S001-FUNCTIONS", "S001-HEALTH-FUNCTION")
 def test_three_functions_validation_processing_health(platform, naming):
     names = {
         props(f)["FunctionName"] for f in resources(platform, "AWS::Lambda::Function").values()
@@ -148,6 +157,7 @@ def test_three_functions_validation_processing_health(platform, naming):
     assert len(names) == 3
 
 
+@pytest.mark.requirement("S001-FUNCTION-SIZING")
 def test_every_function_has_an_explicit_timeout_and_memory(platform):
     for logical_id, fn in resources(platform, "AWS::Lambda::Function").items():
         p = props(fn)
@@ -155,6 +165,7 @@ def test_every_function_has_an_explicit_timeout_and_memory(platform):
         assert 128 <= p["MemorySize"] <= 1024, logical_id
 
 
+@pytest.mark.requirement("S001-FUNCTION-SIZING")
 def test_api_functions_time_out_before_api_gateway_does(platform):
     """API Gateway gives up after 29 s; a function on the API path must stop first."""
     for path_method, method in methods(platform).items():
@@ -169,6 +180,7 @@ def test_api_functions_time_out_before_api_gateway_does(platform):
             assert props(platform["Resources"][function_id])["Timeout"] < 29, path_method
 
 
+@pytest.mark.requirement("S001-NO-RESERVED-CONCURRENCY")
 def test_no_function_reserves_concurrency(platform):
     for logical_id, fn in resources(platform, "AWS::Lambda::Function").items():
         assert "ReservedConcurrentExecutions" not in props(fn), logical_id
@@ -187,6 +199,7 @@ def test_runtime_is_a_supported_python(platform):
         assert (major, minor) >= (3, 12)
 
 
+@pytest.mark.requirement("S001-FUNCTION-LOGS")
 def test_every_function_log_group_has_a_retention(platform):
     groups = {
         props(g)["LogGroupName"]: props(g)
@@ -198,6 +211,7 @@ def test_every_function_log_group_has_a_retention(platform):
         assert group["RetentionInDays"] in (1, 3, 5, 7, 14, 30, 60, 90)
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-HEALTH-FUNCTION")
 def test_health_monitor_runs_on_a_schedule(platform):
     _, rule = one(platform, "AWS::Events::Rule")
     p = props(rule)
@@ -217,6 +231,7 @@ def test_health_monitor_runs_on_a_schedule(platform):
 # ---- 3. Data layer ----
 
 
+@pytest.mark.requirement("S001-TABLE", "S001-ON-DEMAND", "S001-PITR", "S001-SELF-HEALING")
 def test_table_is_on_demand_with_pitr_and_stack_key(platform):
     _, table = one(platform, "AWS::DynamoDB::Table")
     p = props(table)
@@ -229,12 +244,14 @@ def test_table_is_on_demand_with_pitr_and_stack_key(platform):
     assert p["TimeToLiveSpecification"]["Enabled"] is True
 
 
+@pytest.mark.requirement("S001-TABLE-THROTTLE-ALARMS", "S001-ALARMS")
 def test_table_throttles_and_system_errors_alarm(platform):
     for metric in ("ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"):
         (alarm,) = alarms_on(platform, "AWS/DynamoDB", metric)
         assert refs_to(alarm, "TransactionsTable"), metric
 
 
+@pytest.mark.requirement("S001-TABLE-THROTTLE-ALARMS")
 def test_system_errors_alarm_sums_every_item_operation(platform):
     """SystemErrors exists only per TableName and Operation: a TableName-only alarm is blind."""
     (alarm,) = alarms_on(platform, "AWS/DynamoDB", "SystemErrors")
@@ -253,6 +270,7 @@ def test_system_errors_alarm_sums_every_item_operation(platform):
 # ---- 4. Queues ----
 
 
+@pytest.mark.requirement("S001-DLQ", "S001-QUEUE-RETENTION")
 def test_failed_queue_has_a_dlq_kept_fourteen_days(platform):
     dlqs = dead_letter_queues(platform)
     assert dlqs == {"FailedTransactionsQueueDlq"}
@@ -269,6 +287,7 @@ def test_every_queue_is_encrypted_with_the_stack_key_not_sqs_managed(platform):
         assert "SqsManagedSseEnabled" not in props(queue), logical_id
 
 
+@pytest.mark.requirement("S001-ALARMS")
 def test_dlq_alarms_when_not_empty_and_queue_when_stale(platform):
     (dlq_alarm,) = alarms_on(platform, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert refs_to(dlq_alarm["Dimensions"], "FailedTransactionsQueueDlq")
@@ -281,6 +300,7 @@ def test_dlq_alarms_when_not_empty_and_queue_when_stale(platform):
 # ---- 5. Monitoring and alerts ----
 
 
+@pytest.mark.requirement("S001-ALARMS")
 def test_api_latency_p99_and_5xx_alarms_use_api_name_and_stage(platform):
     _, api = one(platform, "AWS::ApiGateway::RestApi")
     for metric in ("Latency", "5XXError"):
@@ -292,6 +312,7 @@ def test_api_latency_p99_and_5xx_alarms_use_api_name_and_stage(platform):
     assert latency["ExtendedStatistic"] == "p99"
 
 
+@pytest.mark.requirement("S001-ALARM-TOPIC", "PCI.DSS.321-SNSEncryptedKMS")
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(platform):
     _, topic = one(platform, "AWS::SNS::Topic")
     assert props(topic)["KmsMasterKeyId"] == {"Fn::GetAtt": ["StackKey", "Arn"]}
@@ -304,12 +325,14 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(platform):
     assert "cloudwatch.amazonaws.com" in principals
 
 
+@pytest.mark.requirement("S001-ALARM-TOPIC")
 def test_alarm_topic_policy_is_tls_only(platform):
     _, policy = one(platform, "AWS::SNS::TopicPolicy")
     denies = [s for s in props(policy)["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert denies and denies[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+@pytest.mark.requirement("S001-ALARM-TOPIC")
 def test_email_subscription_only_when_an_address_is_given(platform):
     _, subscription = one(platform, "AWS::SNS::Subscription")
     condition = subscription["Condition"]
@@ -324,11 +347,13 @@ def test_email_subscription_only_when_an_address_is_given(platform):
     assert not re.fullmatch(email["AllowedPattern"], "not an address")
 
 
+@pytest.mark.requirement("S001-NAMING")
 def test_every_alarm_name_follows_the_convention(platform, naming):
     for logical_id, alarm in resources(platform, "AWS::CloudWatch::Alarm").items():
         assert re.fullmatch(rf"[a-z0-9-]+-{naming.suffix}", props(alarm)["AlarmName"]), logical_id
 
 
+@pytest.mark.requirement("S001-DASHBOARD", "S001-CLOUDWATCH")
 def test_dashboard_shows_api_functions_table_and_queues(platform, naming):
     _, dashboard = one(platform, "AWS::CloudWatch::Dashboard")
     assert props(dashboard)["DashboardName"] == f"payment-platform-{naming.suffix}"
@@ -356,6 +381,7 @@ def test_every_queue_and_topic_refuses_plain_http(platform):
     assert covered == set(resources(platform, "AWS::SQS::Queue"))
 
 
+@pytest.mark.requirement("S001-LEAST-PRIVILEGE")
 def test_roles_only_name_resources_of_this_stack(platform):
     """Every Resource of every role is '*', a reference into this template, an alarm
     ARN built from this stack's alarm names, or an index ARN of this stack's table."""
@@ -390,6 +416,7 @@ def test_roles_only_name_resources_of_this_stack(platform):
 # tests/templates/test_naming.py::test_every_literal_physical_name_ends_with_the_suffix.
 
 
+@pytest.mark.requirement("S001-REGION")
 def test_only_us_east_1_with_a_clear_message(platform):
     (rule,) = platform["Rules"].values()
     (assertion,) = rule["Assertions"]
@@ -397,6 +424,7 @@ def test_only_us_east_1_with_a_clear_message(platform):
     assert "us-east-1" in assertion["AssertDescription"]
 
 
+@pytest.mark.requirement("S001-REGION")
 def test_nothing_references_a_region_except_through_pseudo_parameters(platform):
     body = {k: v for k, v in platform.items() if k != "Rules"}
     assert not any(v == "us-east-1" for _, v in walk(body))

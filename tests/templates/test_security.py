@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from templates.naming import Naming
 from templates.registry import build_templates
 from tests.templates.cfn import (
@@ -27,6 +29,11 @@ REGION = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)-(?:gov-)?[a-z]+-\d\b")
 ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 
+@pytest.mark.requirement(
+    "S001-LEAST-PRIVILEGE",
+    "PCI.DSS.321-IAMPolicyNoStatementsWithAdminAccess",
+    "PCI.DSS.321-IAMPolicyNoStatementsWithFullAccess",
+)
 def test_no_wildcard_actions(stack):
     _, template = stack
     for logical_id, document in policy_documents(template):
@@ -36,6 +43,7 @@ def test_no_wildcard_actions(stack):
                 assert not re.fullmatch(r"[a-z0-9-]+:\*", action), f"{logical_id}: {action}"
 
 
+@pytest.mark.requirement("S001-LEAST-PRIVILEGE")
 def test_star_resource_only_where_aws_allows_nothing_narrower(stack):
     _, template = stack
     for logical_id, resource in resources(template).items():
@@ -51,6 +59,7 @@ def test_star_resource_only_where_aws_allows_nothing_narrower(stack):
                 assert actions <= STAR_RESOURCE_ACTIONS, f"{logical_id}: {actions} on *"
 
 
+@pytest.mark.requirement("S001-FUNCTION-LOGS")
 def test_no_role_may_create_log_groups(stack):
     """Every log group is pre-created with a retention; none may reappear after delete."""
     _, template = stack
@@ -59,6 +68,7 @@ def test_no_role_may_create_log_groups(stack):
             assert "logs:CreateLogGroup" not in as_list(statement.get("Action", [])), logical_id
 
 
+@pytest.mark.requirement("S001-DESTROYABLE", "S001-NO-DELETION-PROTECTION")
 def test_nothing_is_retained_or_protected(stack):
     _, template = stack
     for logical_id, resource in resources(template).items():
@@ -69,6 +79,7 @@ def test_nothing_is_retained_or_protected(stack):
         assert p.get("DeletionProtection") in (None, False, "false"), logical_id
 
 
+@pytest.mark.requirement("S001-ENVIRONMENT-TAG")
 def test_every_taggable_resource_carries_the_environment_tag(stack, naming):
     _, template = stack
     for logical_id, resource in resources(template).items():
@@ -85,6 +96,12 @@ def test_no_literal_region_account_or_partition(stack):
         assert "arn:aws:" not in text, f"literal partition at {path}: {text}"
 
 
+@pytest.mark.requirement(
+    "S001-FUNCTION-LOGS",
+    "S001-CLOUDWATCH",
+    "PCI.DSS.321-CloudWatchLogGroupEncrypted",
+    "PCI.DSS.321-CloudWatchLogGroupRetentionPeriod",
+)
 def test_every_log_group_has_a_retention_and_a_key(stack):
     _, template = stack
     for logical_id, resource in resources(template, "AWS::Logs::LogGroup").items():
@@ -92,6 +109,7 @@ def test_every_log_group_has_a_retention_and_a_key(stack):
         assert "KmsKeyId" in props(resource), logical_id
 
 
+@pytest.mark.requirement("PCI.DSS.321-KMSBackingKeyRotationEnabled")
 def test_every_key_rotates(stack):
     _, template = stack
     for logical_id, resource in resources(template, "AWS::KMS::Key").items():

@@ -1,0 +1,20 @@
+"""Every requirement is proved by a test that says so, and every marker names a requirement."""
+
+from __future__ import annotations
+
+from templates.requirements import all_ids
+
+
+def test_every_seed_requirement_has_a_test(sources):
+    untested = [
+        r.id for t in sources.seeds for r in t.requirements if not sources.tests.tests(r.id)
+    ]
+    assert untested == [], (
+        f"requirements without a test: {untested}; mark the test that proves each with "
+        '@pytest.mark.requirement("ID")'
+    )
+
+
+def test_every_marker_names_a_requirement(sources):
+    unknown = sorted(set(sources.tests.by_requirement) - all_ids(sources.seeds, sources.rules))
+    assert unknown == []
