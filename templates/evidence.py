@@ -159,11 +159,8 @@ def selector_lines(stacks: Mapping[str, dict], selector: Selector, where: str) -
     if not items:
         raise EvidenceError(f"{where}: nothing in {selector.stack} matches {selector}")
     types = {name: item.get("Type", "") for name, item in items}
-    lines = [
-        f"*{selector.stack}* {selector.section}:"
-        if selector.section != "Resources"
-        else f"*{selector.stack}*:"
-    ]
+    where_read = selector.section if selector.section != "Resources" else "resources"
+    lines = ["", f"*{selector.stack}* {where_read}:", ""]
     rows = _grouped(items, selector.paths)
     for path in selector.paths:
         if selector.absent_means == "-" and all(v is ABSENT for p, v, _ in rows if p == path):
@@ -221,7 +218,7 @@ def _rule_section(stacks, rule: Requirement, accepted: list[Suppression], source
     lines = [
         f"### {rule.id}",
         "",
-        f"> {rule.title}",
+        f"> cdk-nag's finding when the rule fails: {rule.title}",
         "",
         f"**Status:** {status}. **Level:** {rule.level}. **PCI DSS controls:** {controls}.",
         f"Evaluates {', '.join(f'`{t}`' for t in rule.resource_types)}"
@@ -315,7 +312,16 @@ def render_markdown(templates: Mapping[str, dict], suffix: str, sources: Sources
         lines += [f"## Seed `{table.seed}`", ""]
         for req in table.requirements:
             lines += _seed_section(stacks, req, sources)
-    lines += [f"## {sources.rules.pack} (cdk-nag {sources.rules.cdk_nag_version})", ""]
+    lines += [
+        f"## {sources.rules.pack} (cdk-nag {sources.rules.cdk_nag_version})",
+        "",
+        "A rule is *met* when the templates have resources of the types it evaluates and none "
+        "suppresses it: CI's cdk-nag step fails on any unsuppressed error, so on a green build "
+        "each of them complies (the values it reads are listed). It is *accepted* when every "
+        "such resource suppresses it, with the reason shown, and *not applicable* when the "
+        "templates have no resource of its types.",
+        "",
+    ]
     for rule in sources.rules.rules:
         lines += _rule_section(stacks, rule, accepted, sources)
     lines += [
