@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from templates import reports
+from templates.api_contract import UndocumentedRouteError
 from templates.common import to_json
 from templates.d2render import RenderError, find_d2, render_all
 from templates.evidence import EvidenceError
 from templates.naming import Naming, NamingError
+from templates.openapi import OpenApiError, build_openapi
 from templates.registry import STACKS, UnknownStackError, build_templates
 from templates.requirements import RequirementTableError
 from templates.sources import ROOT, read_sources
@@ -158,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         # untouched.
         templates = build_templates(naming, args.stack)
         extras = build_extras(templates, naming.suffix, args)
-    except BAD_INPUT as error:
+        # Each API's OpenAPI document, beside its template (templates/openapi.py).
+        documents = {
+            args.out / f"{name}.openapi.json": document
+            for name, template in templates.items()
+            if (document := build_openapi(template, name)) is not None
+        }
+    except (*BAD_INPUT, OpenApiError, UndocumentedRouteError) as error:
         print(f"generate.py: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = {}
@@ -167,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         text = to_json(template)
         write_atomically(path, text)
         written[path] = text
+        print(f"wrote {path} ({len(text.encode())} bytes)")
+    for path, document in documents.items():
+        text = to_json(document)
+        write_atomically(path, text)
         print(f"wrote {path} ({len(text.encode())} bytes)")
     for path, text in extras.items():
         write_atomically(path, text)
@@ -179,16 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_lint:
         return 0
     # Imported here: cfn-lint takes most of a second to import, which --no-lint skips.
-    from templates.lint import lint_text
+    from templates.lint import lint_openapi, lint_text
 
     # The text linted is byte for byte the text written.
     findings = [f for path, text in written.items() for f in lint_text(text, str(path))]
-    for finding in findings:
+    invalid = [f for path, doc in documents.items() for f in lint_openapi(doc, str(path))]
+    for finding in findings + invalid:
         print(finding, file=sys.stderr)
     if findings:
         print(f"cfn-lint: {len(findings)} finding(s)", file=sys.stderr)
+    if invalid:
+        print(f"openapi-spec-validator: {len(invalid)} error(s)", file=sys.stderr)
+    if findings or invalid:
         return EXIT_LINT_FINDINGS
     print(f"cfn-lint: {len(written)} template(s) clean")
+    print(f"openapi-spec-validator: {len(documents)} document(s) valid")
     return 0
 
 

@@ -32,10 +32,16 @@ def test_writes_one_linted_template_per_stack_with_its_diagram_and_the_evidence(
     result = run("--suffix", "qa", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     written = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert written == sorted(f"{base}-qa.json" for base in STACKS)
+    # Each stack's template, and beside it its API's OpenAPI document (every stack has one).
+    assert written == sorted(
+        name for base in STACKS for name in (f"{base}-qa.json", f"{base}-qa.openapi.json")
+    )
     assert "template(s) clean" in result.stdout
-    for path in tmp_path.glob("*.json"):
-        assert json.loads(path.read_text())["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert "document(s) valid" in result.stdout
+    for base in STACKS:
+        template = json.loads((tmp_path / f"{base}-qa.json").read_text())
+        assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+        assert json.loads((tmp_path / f"{base}-qa.openapi.json").read_text())["openapi"]
     others = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".json")
     assert others == sorted(
         ["evidence-qa.md", "evidence-qa.html"]
@@ -73,6 +79,7 @@ def test_only_the_requested_stack_is_written(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "payment-api-qa.d2",
         "payment-api-qa.json",
+        "payment-api-qa.openapi.json",
         "payment-api-qa.svg",
     ]
     assert "evidence: skipped (the report covers every stack" in capsys.readouterr().out
@@ -140,3 +147,26 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         generate.main(["--suffix", "qa", "--out", str(tmp_path), "--no-lint"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_invalid_openapi_document_fails_the_lint_step(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(generate, "build_openapi", lambda template, name: {"openapi": "3.0.3"})
+    assert (
+        generate.main(
+            ["--suffix", "qa", "--out", str(tmp_path), "--stack", "payment-api", "--no-diagrams"]
+        )
+        == 1
+    )
+    assert "openapi-spec-validator" in capsys.readouterr().err
+
+
+def test_a_route_without_a_written_contract_writes_nothing(tmp_path, monkeypatch, capsys):
+    from templates.api_contract import UndocumentedRouteError
+
+    def undocumented(template, name):
+        raise UndocumentedRouteError("route GET /status has no contract")
+
+    monkeypatch.setattr(generate, "build_openapi", undocumented)
+    assert generate.main(["--suffix", "qa", "--out", str(tmp_path), "--no-lint"]) == 2
+    assert "GET /status" in capsys.readouterr().err
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []

@@ -1,0 +1,252 @@
+"""What each route's function can answer (docs/handlers.md), for the OpenAPI documents.
+
+With AWS_PROXY the template declares only the transport (`MethodResponses` 200); the
+statuses, bodies and headers are the functions' contract. They are written down here once,
+keyed by route, so `templates/openapi.py` can document every status a client can see, and
+the served-API tests (schemathesis) fail when a function answers anything not listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR_DETAIL = {
+    "type": "object",
+    "required": ["field", "code", "message"],
+    "properties": {
+        "field": {
+            "type": "string",
+            "description": "the field or header at fault (ours, never a submitted name)",
+        },
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+# The functions' one error shape (handlers/api.py: error_response).
+FUNCTION_ERROR = {
+    "type": "object",
+    "description": "An error answered by a function; never echoes a submitted value.",
+    "required": ["error", "correlationId"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"$ref": "#/components/schemas/ErrorDetail"}},
+            },
+            "additionalProperties": False,
+        },
+        "correlationId": {"type": "string", "description": "quote it to support"},
+    },
+    "additionalProperties": False,
+}
+PAYMENT = {
+    "type": "object",
+    "description": "A normalised payment request (amount written with the currency's minor units).",
+    "required": ["amount", "currency", "paymentToken", "merchantId"],
+    "properties": {
+        "amount": {"type": "string", "example": "12.50"},
+        "currency": {"type": "string", "example": "USD"},
+        "paymentToken": {"type": "string", "example": "tok_test_approve"},
+        "merchantId": {"type": "string", "example": "m-123"},
+        "description": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+TRANSACTION = {
+    "type": "object",
+    "description": "A stored transaction as its owner sees it (docs/handlers.md, states).",
+    "required": [
+        "transactionId",
+        "status",
+        "amount",
+        "currency",
+        "merchantId",
+        "receivedAt",
+        "updatedAt",
+    ],
+    "properties": {
+        "transactionId": {"type": "string"},
+        "status": {"type": "string", "description": "the transaction's state"},
+        "amount": {"type": "string"},
+        "currency": {"type": "string"},
+        "merchantId": {"type": "string"},
+        "description": {"type": "string"},
+        "receivedAt": {"type": "string", "format": "date-time"},
+        "updatedAt": {"type": "string", "format": "date-time"},
+        "completedAt": {"type": "string", "format": "date-time"},
+        "providerReference": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+QUEUED = {
+    "type": "object",
+    "description": "Accepted after a transient failure: the payment waits on the retry queue.",
+    "required": ["transactionId", "status"],
+    "properties": {
+        "transactionId": {"type": "string"},
+        "status": {"type": "string", "enum": ["QUEUED"]},
+        "message": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+VALIDATION_RESULT = {
+    "type": "object",
+    "required": ["valid", "payment"],
+    "properties": {
+        "valid": {"type": "boolean", "enum": [True]},
+        "payment": {"$ref": "#/components/schemas/Payment"},
+    },
+    "additionalProperties": False,
+}
+COMPONENT_STATE = {"type": "string", "enum": ["ok", "degraded", "unavailable"]}
+HEALTH = {
+    "type": "object",
+    "description": "States only: no names, ARNs, depths or error text.",
+    "required": ["status", "components", "checkedAt"],
+    "properties": {
+        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+        "components": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/components/schemas/ComponentState"},
+        },
+        "checkedAt": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "ErrorDetail": ERROR_DETAIL,
+    "FunctionError": FUNCTION_ERROR,
+    "Payment": PAYMENT,
+    "Transaction": TRANSACTION,
+    "Queued": QUEUED,
+    "ValidationResult": VALIDATION_RESULT,
+    "ComponentState": COMPONENT_STATE,
+    "Health": HEALTH,
+}
+
+# Headers every function answer carries (handlers/api.py), and the retry hint.
+CORRELATION_HEADER = "X-Correlation-Id"
+RETRY_AFTER = "Retry-After"
+LOCATION = "Location"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One status a function answers on a route: when, with which body and headers."""
+
+    status: int
+    description: str
+    schema: str = "FunctionError"
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteContract:
+    """Everything the function behind one route can answer."""
+
+    summary: str
+    answers: tuple[Answer, ...]
+    tags: tuple[str, ...] = field(default=("payments",))
+
+
+_INTERNAL = Answer(
+    500, "Unexpected error in the function: code internal_error and the correlation id only."
+)
+_BAD_BODY = Answer(
+    400,
+    "Invalid body or field (every error at once); a body that looks like "
+    "it holds a card number (card_data_not_allowed).",
+)
+_TOO_LARGE = Answer(413, "Body over 8 KiB.")
+
+ROUTES: dict[tuple[str, str], RouteContract] = {
+    ("POST", "/validate-payment"): RouteContract(
+        summary="Check a payment request without side effects",
+        answers=(
+            Answer(200, "The request is valid: the normalised payment.", "ValidationResult"),
+            _BAD_BODY,
+            _TOO_LARGE,
+            _INTERNAL,
+        ),
+    ),
+    ("POST", "/process-payment"): RouteContract(
+        summary="Record and charge a payment, once per Idempotency-Key",
+        answers=(
+            Answer(
+                201,
+                "The transaction with its outcome; the same key and body again "
+                "replays it without charging twice.",
+                "Transaction",
+            ),
+            Answer(
+                202,
+                "A transient failure (throttled table, provider timeout): the payment "
+                "is kept and retried from the queue; follow Location.",
+                "Queued",
+                (LOCATION,),
+            ),
+            Answer(
+                400,
+                "Invalid body or field, or a missing, malformed or duplicate "
+                "Idempotency-Key; a card number in the body (card_data_not_allowed).",
+            ),
+            Answer(
+                409,
+                "A request with the same key is in progress: retry after Retry-After.",
+                headers=(RETRY_AFTER,),
+            ),
+            _TOO_LARGE,
+            Answer(422, "The Idempotency-Key was already used with a different body."),
+            _INTERNAL,
+            Answer(
+                503,
+                "Nothing was accepted (retry queue or idempotency store "
+                "unavailable): retry with the same key.",
+                headers=(RETRY_AFTER,),
+            ),
+        ),
+    ),
+    ("GET", "/payments/{transactionId}"): RouteContract(
+        summary="The stored status of one of your payments",
+        answers=(
+            Answer(200, "The transaction.", "Transaction"),
+            Answer(400, "A malformed transactionId."),
+            Answer(404, "No such transaction (or not yours)."),
+            _INTERNAL,
+        ),
+    ),
+    ("GET", "/health"): RouteContract(
+        summary="Is the platform able to take payments (no API key)",
+        tags=("operations",),
+        answers=(
+            Answer(200, "Healthy or degraded, with each component's state.", "Health"),
+            Answer(
+                503,
+                "Unhealthy: a component cannot be reached or the table is not ACTIVE.",
+                "Health",
+            ),
+            _INTERNAL,
+        ),
+    ),
+}
+
+
+class UndocumentedRouteError(ValueError):
+    """A template route whose function contract is not written down in ROUTES."""
+
+
+def route_contract(method: str, path: str) -> RouteContract:
+    """The contract of one route, or an error naming the route to document."""
+    try:
+        return ROUTES[(method, path)]
+    except KeyError:
+        raise UndocumentedRouteError(
+            f"route {method} {path} has no contract in templates/api_contract.py: "
+            "document every status its function answers there"
+        ) from None
