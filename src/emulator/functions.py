@@ -1,0 +1,399 @@
+"""Deployed Lambda functions run locally, each in worker processes of its own.
+
+A worker is one execution environment: its own interpreter (the declared runtime's Python
+when this machine has it), the deployed zip extracted as its task root, exactly the deployed
+function's environment variables plus what Lambda sets (no variable of this process leaks
+in), and its own module state, since our handlers read their configuration at import. A
+worker serves one invocation at a time; concurrent invocations start more workers, up to a
+limit per function, as Lambda scales out execution environments.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+# What an execution environment gets besides the function's own variables: what Lambda
+# sets, the emulator's endpoint and placeholder credentials (Lambda gives the role's).
+LAMBDA_VARIABLES = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_EXECUTION_ENV",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "LAMBDA_TASK_ROOT",
+    "_HANDLER",
+    "_EMULATOR_TIMEOUT_SECONDS",
+    "TZ",
+    "LANG",
+    "PATH",
+    "PYTHONUNBUFFERED",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+)
+DEFAULT_MAX_WORKERS = 4
+
+
+class FunctionsError(RuntimeError):
+    """A function cannot be run locally (its code, runtime or definition)."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What Lambda knows about a deployed function, as the emulator's Lambda reports it."""
+
+    name: str
+    arn: str
+    handler: str
+    runtime: str
+    timeout: float
+    memory: int
+    environment: dict[str, str]
+    code: bytes
+    log_group: str
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The outcome of one invocation: the handler's result, or Lambda's error shape."""
+
+    result: Any = None
+    error: dict[str, str] | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def read_function(lambda_client: Any, code_of: Callable[[str], bytes], name: str) -> FunctionSpec:
+    """A function's configuration from Lambda's API and its deployed zip (checked against the
+    CodeSha256 the API reports)."""
+    config = lambda_client.get_function(FunctionName=name)["Configuration"]
+    code = code_of(config["FunctionName"])
+    digest = base64.b64encode(hashlib.sha256(code).digest()).decode()
+    if config.get("CodeSha256") and digest != config["CodeSha256"]:
+        raise FunctionsError(f"{name}: the code read does not match the deployed CodeSha256")
+    logging = config.get("LoggingConfig") or {}
+    return FunctionSpec(
+        name=config["FunctionName"],
+        arn=config["FunctionArn"],
+        handler=config["Handler"],
+        runtime=config.get("Runtime", ""),
+        timeout=float(config.get("Timeout", 3)),
+        memory=int(config.get("MemorySize", 128)),
+        environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        code=code,
+        log_group=logging.get("LogGroup") or f"/aws/lambda/{config['FunctionName']}",
+    )
+
+
+def moto_code(account: str, region: str) -> Callable[[str], bytes]:
+    """The zip moto's Lambda backend holds for a function (its API gives no download URL)."""
+
+    def code_of(name: str) -> bytes:
+        from moto.backends import get_backend
+
+        return get_backend("lambda")[account][region].get_function(name).code_bytes
+
+    return code_of
+
+
+def runtime_python(runtime: str) -> tuple[str, str | None]:
+    """The interpreter for a `pythonX.Y` runtime, and a warning when it is not that version."""
+    wanted = runtime.removeprefix("python")
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if wanted == current:
+        return sys.executable, None
+    found = shutil.which(f"python{wanted}")
+    if found:
+        return found, None
+    return sys.executable, (
+        f"runtime {runtime} not found on this machine; running on Python {current}"
+    )
+
+
+def runtime_dirs() -> list[str]:
+    """Where this installation's boto3 lives: what the Lambda runtime provides besides the zip."""
+    import boto3
+    import botocore
+
+    return sorted({str(Path(m.__file__).resolve().parents[1]) for m in (boto3, botocore)})
+
+
+class Worker:
+    """One worker process (execution environment) of a function."""
+
+    def __init__(self, spec: FunctionSpec, task_root: Path, env: dict[str, str], python: str):
+        self.spec = spec
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter and our script
+            [python, "-S", str(WORKER_SCRIPT), str(task_root), *runtime_dirs()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+        )
+        self.logs = threading.Thread(target=self._forward_logs, daemon=True)
+        self.logs.start()
+        self.answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read_answers, daemon=True)
+        self.reader.start()
+        self.log_sink: Callable[[str, str], None] | None = None
+        ready = self._next(timeout=max(30.0, spec.timeout))
+        self.init_error = None if ready.get("ready") else ready.get("error")
+
+    def _forward_logs(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            sink = self.log_sink
+            if sink is not None:
+                sink(self.spec.name, line.rstrip("\n"))
+
+    def _read_answers(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put(None)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            answer = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            # Lambda ends an execution environment whose invocation timed out.
+            self.process.kill()
+            return {
+                "error": {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                }
+            }
+        if answer is None:
+            return {
+                "error": {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"the runtime exited ({self.process.poll()})",
+                }
+            }
+        return answer
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None and self.init_error is None
+
+    def invoke(self, event: Any, request_id: str) -> Invocation:
+        """Run the handler once; a timeout or crash kills this environment."""
+        if self.init_error is not None:
+            return Invocation(error=self.init_error)
+        start = time.monotonic()
+        request = {
+            "event": event,
+            "context": {"awsRequestId": request_id, "invokedFunctionArn": self.spec.arn},
+        }
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            return Invocation(
+                error={"errorType": "Runtime.ExitError", "errorMessage": "the runtime is gone"}
+            )
+        answer = self._next(timeout=self.spec.timeout)
+        duration = (time.monotonic() - start) * 1000
+        if "error" in answer:
+            return Invocation(error=answer["error"], duration_ms=duration)
+        return Invocation(result=answer.get("result"), duration_ms=duration)
+
+    def stop(self) -> None:
+        """End the process (closing stdin ends its loop; kill if it does not)."""
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+                self.process.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class FunctionRunner:
+    """All workers of one function: idle ones are reused, more start up to `max_workers`."""
+
+    spec: FunctionSpec
+    endpoint: str
+    region: str
+    task_root: Path
+    max_workers: int = DEFAULT_MAX_WORKERS
+    log_sink: Callable[[str, str], None] | None = None
+    warn: Callable[[str], None] = print
+    idle: list[Worker] = field(default_factory=list)
+    started: int = 0  # environments ever started
+    gone: int = 0  # of which stopped (timed out, crashed)
+    workers: list[Worker] = field(default_factory=list)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    closed: bool = False
+
+    def environment(self) -> dict[str, str]:
+        """The deployed variables, what Lambda sets, and the emulator's endpoint."""
+        spec = self.spec
+        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        return {
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "LAMBDA_TASK_ROOT": str(self.task_root),
+            "_HANDLER": spec.handler,
+            "_EMULATOR_TIMEOUT_SECONDS": str(spec.timeout),
+            "TZ": "UTC",
+            "LANG": "C.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONUNBUFFERED": "1",
+            # Lambda gives the function its role's credentials; the emulator takes any.
+            "AWS_ACCESS_KEY_ID": "local-function-key",
+            "AWS_SECRET_ACCESS_KEY": "local-function-secret",
+            "AWS_SESSION_TOKEN": "local-function-session",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def _start_worker(self) -> Worker:
+        python, warning = runtime_python(self.spec.runtime)
+        if warning and self.started == 0:
+            self.warn(f"{self.spec.name}: {warning}")
+        worker = Worker(self.spec, self.task_root, self.environment(), python)
+        worker.log_sink = self.log_sink
+        return worker
+
+    def _acquire(self) -> Worker | None:
+        with self.lock:
+            while True:
+                if self.closed:
+                    return None
+                while self.idle:
+                    worker = self.idle.pop()
+                    if worker.alive:
+                        return worker
+                    self.workers.remove(worker)
+                    self.gone += 1
+                if self.started - self.gone < self.max_workers:
+                    self.started += 1
+                    break
+                self.lock.wait()
+        worker = self._start_worker()
+        with self.lock:
+            self.workers.append(worker)
+            if not self.closed:
+                return worker
+        worker.stop()
+        return None
+
+    def _release(self, worker: Worker) -> None:
+        with self.lock:
+            if worker.alive and not self.closed:
+                self.idle.append(worker)
+            else:
+                worker.stop()
+                if worker in self.workers:
+                    self.workers.remove(worker)
+                    self.gone += 1
+            self.lock.notify()
+
+    def warm(self) -> None:
+        """Start one environment now (init errors show up at start, not on a request)."""
+        worker = self._acquire()
+        if worker is not None:
+            self._release(worker)
+
+    def invoke(self, event: Any, request_id: str | None = None) -> Invocation:
+        """Invoke the function once in a free execution environment."""
+        worker = self._acquire()
+        if worker is None:
+            return Invocation(
+                error={"errorType": "Emulator.Stopped", "errorMessage": "the emulator is stopping"}
+            )
+        try:
+            return worker.invoke(event, request_id or str(uuid.uuid4()))
+        finally:
+            self._release(worker)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self.lock:
+            self.closed = True
+            workers, self.workers, self.idle = list(self.workers), [], []
+            self.lock.notify_all()
+        for worker in workers:
+            worker.stop()
+
+
+class Functions:
+    """The deployed functions the emulator runs, by name and by ARN."""
+
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        *,
+        endpoint: str,
+        region: str,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        log_sink: Callable[[str, str], None] | None = None,
+        warn: Callable[[str], None] = print,
+    ) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="payment-emulator-functions-"))
+        self.runners: dict[str, FunctionRunner] = {}
+        for spec in specs:
+            task_root = self.root / spec.name
+            with zipfile.ZipFile(io.BytesIO(spec.code)) as archive:
+                archive.extractall(task_root)
+            self.runners[spec.name] = FunctionRunner(
+                spec, endpoint, region, task_root, max_workers, log_sink, warn
+            )
+        self.by_arn = {runner.spec.arn: runner for runner in self.runners.values()}
+
+    def runner(self, name_or_arn: str) -> FunctionRunner | None:
+        """The runner of a function given by name or ARN (a `:$LATEST` qualifier is ignored)."""
+        key = name_or_arn.removesuffix(":$LATEST")
+        return self.runners.get(key) or self.by_arn.get(key)
+
+    def warm(self) -> None:
+        """One environment per function, started in parallel."""
+        threads = [threading.Thread(target=r.warm) for r in self.runners.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def close(self) -> None:
+        """Stop every worker and remove the extracted code."""
+        for runner in self.runners.values():
+            runner.close()
+        shutil.rmtree(self.root, ignore_errors=True)
