@@ -7,6 +7,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from deployer.aws import AwsSettings, make_clients
 from deployer.changeset import WaitConfig
@@ -15,6 +16,10 @@ from deployer.local import DEFAULT_PORT
 from deployer.packaging import DEFAULT_SOURCE
 from deployer.run import DeployOptions, Run, check_region, prepare
 
+# --serve defaults (emulator.local_api.DEFAULT_PORT, emulator.functions.DEFAULT_MAX_WORKERS),
+# kept here so that --help works without the dev extra.
+SERVE_PORT = 3000
+SERVE_WORKERS = 4
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 BAD_INPUT = (InvalidInputError, WrongRegionError, NoRegionError)
@@ -75,6 +80,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PORT",
         help="the emulator's loopback port for --local and --local-server (default: %(default)s)",
     )
+    serve = parser.add_argument_group(
+        "local API (--serve; development and tests; needs the dev extra)"
+    )
+    serve.add_argument(
+        "--serve",
+        action="store_true",
+        help="with --local or --local-server: after deploying, serve each deployed REST API at "
+        "http://127.0.0.1:PORT/<stage>/... with its functions run locally, until Ctrl-C",
+    )
+    serve.add_argument(
+        "--serve-port",
+        type=int,
+        default=SERVE_PORT,
+        metavar="PORT",
+        help="port of the first API; each further API takes the next one; 0: ports the OS "
+        "picks (default: %(default)s, as sam local start-api)",
+    )
+    serve.add_argument(
+        "--serve-workers",
+        type=int,
+        default=SERVE_WORKERS,
+        metavar="N",
+        help="execution environments (worker processes) per function at most "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--outputs-file",
+        type=Path,
+        metavar="FILE",
+        help='with --serve: write {"<stack>": {"Outputs": {...}, "Local": {"InvokeUrl": ..., '
+        '"ApiKeyValue": ...}}} to FILE',
+    )
     parser.add_argument(
         "--artifact-bucket",
         metavar="BUCKET",
@@ -130,8 +167,10 @@ def run_local_server(args: argparse.Namespace) -> int:
 
     try:
         with emulator_server(args.local_port) as server:
-            print(f"--local-server: emulator at {server.endpoint} (region us-east-1); state kept "
-                  "until Ctrl-C; nothing reaches AWS")
+            print(
+                f"--local-server: emulator at {server.endpoint} (region us-east-1); state kept "
+                "until Ctrl-C; nothing reaches AWS"
+            )
             port = "" if args.local_port == DEFAULT_PORT else f" --local-port {args.local_port}"
             print(
                 "--local-server: in another shell: python deploy.py --suffix SUFFIX --local "
@@ -141,6 +180,8 @@ def run_local_server(args: argparse.Namespace) -> int:
             code = 0
             if args.suffix:
                 code = deploy(args, endpoint=server.endpoint)
+            if args.serve:
+                return code  # Ctrl-C ended --serve, and with it this emulator
             print("--local-server: serving; Ctrl-C stops it (its state goes with it)", flush=True)
             try:
                 while True:
@@ -158,14 +199,56 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.local_server:
         if args.local or args.destroy or args.no_execute:
-            print("deploy.py: error: --local-server runs the emulator; deploy, preview or destroy "
-                  "from another shell with --local", file=sys.stderr)
+            print(
+                "deploy.py: error: --local-server runs the emulator; deploy, preview or destroy "
+                "from another shell with --local",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
         return run_local_server(args)
     if not args.suffix:
         print("deploy.py: error: --suffix is required", file=sys.stderr)
         return EXIT_BAD_INPUT
     return deploy(args)
+
+
+def check_serve_options(args: argparse.Namespace) -> None:
+    """--serve serves what this run deployed to the emulator of this process."""
+    if args.outputs_file is not None and not args.serve:
+        raise InvalidInputError(reason="--outputs-file goes with --serve")
+    if not args.serve:
+        return
+    if not (args.local or args.local_server):
+        raise InvalidInputError(reason="--serve goes with --local or --local-server")
+    if args.destroy or args.no_execute:
+        raise InvalidInputError(
+            reason="--serve serves a deployment: not with --destroy or --no-execute"
+        )
+    if not 0 <= args.serve_port <= 65535 or args.serve_workers < 1:
+        raise InvalidInputError(reason="--serve-port is 0-65535 and --serve-workers at least 1")
+
+
+def serve(args: argparse.Namespace, plan: Any, clients: Any, endpoint: str) -> int:
+    """--serve: the deployed APIs over HTTP until Ctrl-C (emulator/local_api.py)."""
+    from emulator import ACCOUNT_ID
+    from emulator.local_api import ServeError, serve_stacks
+
+    try:
+        serve_stacks(
+            clients=clients,
+            endpoint=endpoint,
+            account_id=ACCOUNT_ID,
+            templates={plan.name(base): plan.templates[base] for base in plan.bases},
+            port=args.serve_port,
+            max_workers=args.serve_workers,
+            outputs_file=args.outputs_file,
+            show_key_value=not args.hide_api_key,
+            write=lambda line: print(line, flush=True),
+        )
+    except ServeError as error:
+        print(f"deploy.py: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
@@ -189,6 +272,7 @@ def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
             raise InvalidInputError(reason="--delete-artifacts goes with --destroy")
         if args.no_execute and args.destroy:
             raise InvalidInputError(reason="--no-execute and --destroy do not go together")
+        check_serve_options(args)
         if not (args.yes or args.no_execute or sys.stdin.isatty()):
             raise InvalidInputError(
                 reason="no terminal to confirm on: pass --yes to execute, "
@@ -213,6 +297,14 @@ def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
                     endpoint = target.endpoint
                     print(target.note)
                     print(f"--local: {LIMITS}")
+                    if args.serve and target.kept:
+                        # The functions' code is read from the emulator's own process.
+                        raise InvalidInputError(
+                            reason="--serve runs in the emulator's process, and the emulator "
+                            f"on {endpoint} is another one: pass --serve to the --local-server "
+                            "command instead (python deploy.py --local-server --suffix "
+                            f"{args.suffix} --serve)"
+                        )
                 settings = AwsSettings(
                     region=LOCAL_REGION,
                     endpoint_url=endpoint,
@@ -223,6 +315,8 @@ def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
             clients = make_clients(settings)
             check_region(plan, clients.region)
             report = Run(plan, options, clients, print, confirm_on_terminal, wait).execute()
+            if args.serve and report.ok:
+                return serve(args, plan, clients, endpoint)
     except DeployError as error:
         print(f"deploy.py: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(error, BAD_INPUT) else EXIT_FAILED

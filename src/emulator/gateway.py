@@ -48,7 +48,6 @@ GATEWAY_ERRORS = {
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
 }
 BUILT_IN_TEMPLATE = '{"message":$context.error.messageString}'
-KEY_REFRESH_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,23 +60,25 @@ class GatewayError(Exception):
 
 
 class KeyRing:
-    """The API keys of the stage's usage plans, read again (at most every half second) when
-    an unknown key arrives: a key created after start works without a restart."""
+    """The API keys of the stage's usage plans, read again whenever an unknown key arrives:
+    a key or plan created after start works at once (concurrent misses share one read)."""
 
     def __init__(self, load: Callable[[], dict[str, PlanKey]]) -> None:
         self.load = load
         self.keys = load()
-        self.loaded = time.monotonic()
+        self.generation = 0
         self.lock = threading.Lock()
 
     def find(self, value: str) -> PlanKey | None:
         key = self.keys.get(value)
-        if key is None and time.monotonic() - self.loaded > KEY_REFRESH_SECONDS:
-            with self.lock:
-                if time.monotonic() - self.loaded > KEY_REFRESH_SECONDS:
-                    self.keys, self.loaded = self.load(), time.monotonic()
-            key = self.keys.get(value)
-        return key
+        if key is not None:
+            return key
+        seen = self.generation
+        with self.lock:
+            if self.generation == seen:
+                self.keys = self.load()
+                self.generation += 1
+        return self.keys.get(value)
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:

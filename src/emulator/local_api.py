@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -234,19 +235,102 @@ def detach_moto_pollers(sources: EventSources, account_id: str, region: str) -> 
             queue.lambda_event_source_mappings.clear()
 
 
-def merge_outputs_file(path: Path, endpoints: list[LocalEndpoint]) -> None:
+def merge_outputs_file(
+    path: Path, endpoints: list[LocalEndpoint], outputs: Mapping[str, str] | None = None
+) -> None:
     """Add `"Local": {...}` to each served stack's entry of the deployer's outputs file
-    (`{"<stack>": {"Outputs": {...}}}`), written atomically; other entries are kept."""
+    (`{"<stack>": {"Outputs": {...}}}`), written atomically; what is there is kept (the
+    stack's `Outputs` are filled in only when the file has none for it)."""
     data: dict[str, Any] = {}
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8") or "{}")
     for endpoint in endpoints:
         entry = data.setdefault(endpoint.stack, {})
-        entry.setdefault("Outputs", {})
+        entry.setdefault("Outputs", dict(outputs or {}))
         entry["Local"] = endpoint.entry()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp's 0600 suits a file holding an API key value.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
     os.replace(tmp, path)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class ServeError(RuntimeError):
+    """--serve cannot start (a port taken, the emulator in another process)."""
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The stack's outputs as the deployer's outputs file holds them."""
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in described.get("Outputs") or []}
+
+
+def serve_stacks(
+    *,
+    clients: Any,
+    endpoint: str,
+    account_id: str,
+    templates: Mapping[str, Mapping[str, Any]],
+    port: int,
+    max_workers: int,
+    outputs_file: Path | None,
+    show_key_value: bool,
+    write: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the deployed stacks until Ctrl-C (or `stop`), then stop everything cleanly."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id="local-serve-key",
+        aws_secret_access_key="local-serve-secret",  # noqa: S106 - emulator placeholder
+        region_name=clients.region,
+    )
+    serve = LocalServe(
+        clients=clients,
+        session_client=lambda service: session.client(service, endpoint_url=endpoint),
+        endpoint=endpoint,
+        account_id=account_id,
+        templates=templates,
+        port=port,
+        max_workers=max_workers,
+        log=write,
+        function_log=lambda name, line: write(f"  {name} | {line}"),
+    )
+    try:
+        endpoints = serve.start()
+    except OSError as error:
+        serve.stop()
+        raise ServeError(
+            f"--serve cannot listen on {DEFAULT_HOST}:{port} ({error.strerror or error}): "
+            "stop what uses it or pass --serve-port"
+        ) from None
+    try:
+        for line in serve.describe():
+            write(f"--serve: {line}")
+        for served in endpoints:
+            write(f"[{served.stack}] Local InvokeUrl: {served.invoke_url}")
+            if served.api_key_value is not None:
+                value = served.api_key_value if show_key_value else "(hidden by --hide-api-key)"
+                write(
+                    f"[{served.stack}] Local ApiKeyValue: {value}  -- a key of the local "
+                    "emulator only; send it as the x-api-key header"
+                )
+        if outputs_file is not None:
+            for served in endpoints:
+                served_outputs = stack_outputs(clients.cloudformation, served.stack)
+                merge_outputs_file(outputs_file, [served], served_outputs)
+            write(f"--serve: Local entries written to {outputs_file}")
+        write(
+            "--serve: serving; Ctrl-C stops it",
+        )
+        serve.wait(stop)
+    finally:
+        serve.stop()
+        write("--serve: stopped (gateways, event sources and function workers)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -48,6 +49,9 @@ def _error(error: BaseException) -> dict:
 
 
 def main() -> None:
+    # Ctrl-C in the terminal reaches the whole process group: the host stops its workers
+    # (closing their stdin), so a worker must not die mid-invocation with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     task_root, *runtime_dirs = sys.argv[1:]
     sys.path[:0] = [task_root, *runtime_dirs]
     os.chdir(task_root)

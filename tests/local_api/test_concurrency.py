@@ -27,6 +27,10 @@ from emulator.local_api import stack_resources
 from tests.local_api.conftest import PLATFORM, call
 from tests.local_api.faults import throttled_writes
 
+# One deployment and one served API per test session: every test using it runs on the same
+# xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("served")
+
 PAYMENTS = 200
 DUPLICATED = 60  # of which sent twice, from different threads
 REUSED_KEYS = 10  # of which the key is also sent with another body

@@ -5,8 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from emulator.event_sources import failed_ids, rate_seconds, sqs_event
 from tests.local_api.conftest import PLATFORM, call
+
+# One deployment and one served API per test session: every test using it runs on the same
+# xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("served")
 
 FLAKY = {
     "amount": "30.00",

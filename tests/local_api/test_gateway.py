@@ -14,6 +14,10 @@ from emulator.local_api import NOT_ENFORCED
 from templates.openapi import build_openapi
 from tests.local_api.conftest import PAYMENT_API, PLATFORM, call
 
+# One deployment and one served API per test session: every test using it runs on the same
+# xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("served")
+
 PAYMENT = {
     "amount": "12.50",
     "currency": "USD",
