@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 import threading
 from collections.abc import Callable, Mapping

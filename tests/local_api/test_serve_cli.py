@@ -57,7 +57,7 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
     argv = [sys.executable, str(ROOT / "deploy.py"), *command[2:]]
     argv[argv.index("--outputs-file") + 1] = str(outputs)
     argv += ["--serve-port", "0", "--local-port", str(free_port())]
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
+    process = subprocess.Popen(
         argv,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -86,7 +86,7 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
         assert set(data["payment-api-qa"]["Local"]) == {"InvokeUrl", "ApiKeyValue"}
         assert data["payment-platform-qa"]["Outputs"]["ProcessorFunctionName"]
 
-        curl = subprocess.run(  # noqa: S603 - the README's own lines
+        curl = subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + readme_block("local-api-curl")],
             cwd=tmp_path,
             capture_output=True,
@@ -118,7 +118,7 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
     ],
 )
 def test_serve_options_are_checked_before_anything_runs(extra, message):
-    result = subprocess.run(  # noqa: S603 - our own CLI
+    result = subprocess.run(
         [sys.executable, str(ROOT / "deploy.py"), "--suffix", "qa", "--yes", *extra],
         cwd=ROOT,
         capture_output=True,
