@@ -53,6 +53,8 @@ LAMBDA_VARIABLES = (
     "AWS_ENDPOINT_URL",
 )
 DEFAULT_MAX_WORKERS = 4
+# The error type of an invocation its caller stopped waiting for (see Worker.invoke).
+CALLER_TIMEOUT = "Emulator.CallerTimeout"
 
 
 class FunctionsError(RuntimeError):
@@ -179,7 +181,7 @@ class Worker:
             self.answers.put(json.loads(line))
         self.answers.put(None)
 
-    def _next(self, timeout: float) -> dict[str, Any]:
+    def _next(self, timeout: float, kind: str = "Sandbox.Timedout") -> dict[str, Any]:
         try:
             answer = self.answers.get(timeout=timeout)
         except queue.Empty:
@@ -187,7 +189,7 @@ class Worker:
             self.process.kill()
             return {
                 "error": {
-                    "errorType": "Sandbox.Timedout",
+                    "errorType": kind,
                     "errorMessage": f"Task timed out after {timeout:.2f} seconds",
                 }
             }
@@ -204,8 +206,9 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None and self.init_error is None
 
-    def invoke(self, event: Any, request_id: str) -> Invocation:
-        """Run the handler once; a timeout or crash kills this environment."""
+    def invoke(self, event: Any, request_id: str, limit: float | None = None) -> Invocation:
+        """Run the handler once; a timeout or crash kills this environment. `limit`: the
+        caller gives up sooner than the function's timeout (API Gateway's 29 s)."""
         if self.init_error is not None:
             return Invocation(error=self.init_error)
         start = time.monotonic()
@@ -221,7 +224,10 @@ class Worker:
             return Invocation(
                 error={"errorType": "Runtime.ExitError", "errorMessage": "the runtime is gone"}
             )
-        answer = self._next(timeout=self.spec.timeout)
+        if limit is not None and limit < self.spec.timeout:
+            answer = self._next(timeout=limit, kind=CALLER_TIMEOUT)
+        else:
+            answer = self._next(timeout=self.spec.timeout)
         duration = (time.monotonic() - start) * 1000
         if "error" in answer:
             return Invocation(error=answer["error"], duration_ms=duration)
@@ -333,7 +339,9 @@ class FunctionRunner:
         if worker is not None:
             self._release(worker)
 
-    def invoke(self, event: Any, request_id: str | None = None) -> Invocation:
+    def invoke(
+        self, event: Any, request_id: str | None = None, limit: float | None = None
+    ) -> Invocation:
         """Invoke the function once in a free execution environment."""
         worker = self._acquire()
         if worker is None:
@@ -341,7 +349,7 @@ class FunctionRunner:
                 error={"errorType": "Emulator.Stopped", "errorMessage": "the emulator is stopping"}
             )
         try:
-            return worker.invoke(event, request_id or str(uuid.uuid4()))
+            return worker.invoke(event, request_id or str(uuid.uuid4()), limit)
         finally:
             self._release(worker)
 

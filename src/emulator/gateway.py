@@ -29,7 +29,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from emulator.apidef import ApiDefinition, Method, PlanKey
-from emulator.functions import Functions
+from emulator.functions import CALLER_TIMEOUT, Functions
 from emulator.proxy import Caller, MalformedProxyResponse, Route, build_event, parse_response
 from emulator.throttle import Buckets
 
@@ -291,11 +291,9 @@ class LocalApi:
             request_id=request_id,
             deployment_id=self.definition.stages[stage].deployment_id,
         )
-        outcome = runner.invoke(event, request_id)
+        outcome = runner.invoke(event, request_id, limit=INTEGRATION_TIMEOUT_SECONDS)
         if not outcome.ok:
-            error = outcome.error or {}
-            timed_out = error.get("errorType") == "Sandbox.Timedout"
-            if timed_out and runner.spec.timeout >= INTEGRATION_TIMEOUT_SECONDS:
+            if (outcome.error or {}).get("errorType") == CALLER_TIMEOUT:
                 raise GatewayError("INTEGRATION_TIMEOUT")
             raise GatewayError("INTEGRATION_FAILURE")
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -326,9 +327,9 @@ def serve_stacks(
                 served_outputs = stack_outputs(clients.cloudformation, served.stack)
                 merge_outputs_file(outputs_file, [served], served_outputs)
             write(f"--serve: Local entries written to {outputs_file}")
-        write(
-            "--serve: serving; Ctrl-C stops it",
-        )
+        write("--serve: serving; Ctrl-C stops it")
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
         serve.wait(stop)
     finally:
         serve.stop()

@@ -1,0 +1,163 @@
+"""The gateway's proxy contract with small functions of our own (zips built here)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from emulator.apidef import ApiDefinition, Integration, Method, PlanKey, Stage, Throttle
+from emulator.functions import Functions, FunctionSpec
+from emulator.gateway import LocalApi
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apigw_rest_post_process_payment.json"
+CODE = """
+import json, os, time
+SEEN_AT_IMPORT = os.environ.get("ONLY_MINE")
+def echo(event, context):
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"event": event, "env": SEEN_AT_IMPORT,
+                                "requestId": context.aws_request_id,
+                                "remaining": context.get_remaining_time_in_millis()})}
+def crash(event, context):
+    raise RuntimeError("boom")
+def malformed(event, context):
+    return {"statusCode": "two hundred"}
+def slow(event, context):
+    time.sleep(5)
+"""
+KEY = PlanKey("key-id-1", "key-value-1", True, "plan-1", Throttle(100.0, 200))
+
+
+def function(name: str, handler: str, timeout: float = 3) -> FunctionSpec:
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        archive.writestr("lambda_only/app.py", CODE)
+        archive.writestr("lambda_only/__init__.py", "")
+    return FunctionSpec(
+        name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        handler=f"lambda_only.app.{handler}",
+        runtime="python3.12",
+        timeout=timeout,
+        memory=128,
+        environment={"ONLY_MINE": name},
+        code=data.getvalue(),
+        log_group=f"/aws/lambda/{name}",
+    )
+
+
+def method(path: str, function_name: str, verb: str = "POST") -> Method:
+    return Method(
+        http_method=verb,
+        resource_id=f"res-{function_name}",
+        resource_path=path,
+        api_key_required=True,
+        request_parameters={},
+        request_models={},
+        validate_body=False,
+        validate_parameters=False,
+        integration=Integration(
+            type="AWS_PROXY",
+            function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    specs = [
+        function("echo-fn", "echo"),
+        function("crash-fn", "crash"),
+        function("malformed-fn", "malformed"),
+        function("slow-fn", "slow", timeout=1),
+    ]
+    functions = Functions(specs, endpoint="http://127.0.0.1:9", region="us-east-1")
+    definition = ApiDefinition(
+        api_id="abc123",
+        name="units",
+        methods={
+            ("/items/{itemId}", "POST"): method("/items/{itemId}", "echo-fn"),
+            ("/crash", "POST"): method("/crash", "crash-fn"),
+            ("/malformed", "POST"): method("/malformed", "malformed-fn"),
+            ("/slow", "POST"): method("/slow", "slow-fn"),
+        },
+        models={},
+        gateway_responses={},
+        stages={"prod": Stage("prod", "dep-1", None)},
+    )
+    app = LocalApi(
+        definition,
+        lambda stage: {KEY.value: KEY},
+        functions,
+        account_id="123456789012",
+        region="us-east-1",
+        log=lambda _: None,
+    )
+    try:
+        yield Client(app)
+    finally:
+        functions.close()
+
+
+def post(client, path, **kwargs):
+    headers = {"x-api-key": KEY.value, **kwargs.pop("headers", {})}
+    return client.post(f"/prod{path}", headers=headers, **kwargs)
+
+
+def test_the_event_has_api_gateways_shape_and_the_callers_key_id(client):
+    answer = post(
+        client,
+        "/items/42?a=1&a=2&b=3",
+        data=b'{"x": 1}',
+        headers={"Content-Type": "application/json", "X-Twice": "one"},
+    )
+    assert answer.status_code == 200
+    seen = answer.get_json()
+    event = seen["event"]
+    recorded = json.loads(FIXTURE.read_text())
+    assert set(event) == set(recorded)
+    assert set(event["requestContext"]) == set(recorded["requestContext"])
+    assert set(event["requestContext"]["identity"]) == set(recorded["requestContext"]["identity"])
+    assert event["requestContext"]["identity"]["apiKeyId"] == KEY.key_id
+    assert event["requestContext"]["identity"]["apiKey"] == KEY.value
+    assert event["resource"] == "/items/{itemId}"
+    assert event["path"] == "/items/42"
+    assert event["pathParameters"] == {"itemId": "42"}
+    assert event["queryStringParameters"] == {"a": "2", "b": "3"}
+    assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"], "b": ["3"]}
+    assert event["body"] == '{"x": 1}' and event["isBase64Encoded"] is False
+    assert event["requestContext"]["stage"] == "prod"
+    assert event["requestContext"]["path"] == "/prod/items/42"
+    assert seen["requestId"] == event["requestContext"]["requestId"]
+    assert answer.headers["x-amzn-RequestId"] == seen["requestId"]
+    assert 0 < seen["remaining"] <= 3000
+
+
+def test_each_function_has_its_own_environment_read_at_import_from_its_zip(client):
+    # The module is in the zip only (lambda_only/ is nowhere in this repository).
+    assert post(client, "/items/1").get_json()["env"] == "echo-fn"
+
+
+@pytest.mark.parametrize("path", ["/crash", "/malformed"])
+def test_a_failing_or_malformed_function_gives_502_with_the_gateway_body(client, path):
+    answer = post(client, path)
+    assert answer.status_code == 502
+    assert answer.get_json() == {"message": "Internal server error"}
+    assert answer.headers["x-amzn-ErrorType"] == "INTEGRATION_FAILURE"
+
+
+def test_a_function_over_its_timeout_gives_502_and_the_next_request_too(client):
+    assert post(client, "/slow").status_code == 502
+    # The timed-out environment was ended; the next request gets a fresh one, and times out.
+    assert post(client, "/slow").status_code == 502
+
+
+def test_no_key_no_call(client):
+    answer = client.post("/prod/items/1")
+    assert answer.status_code == 403
+    assert answer.get_json() == {"message": "Forbidden"}
