@@ -23,6 +23,11 @@ PAYMENT_API = f"payment-api-{SUFFIX}"
 # Up to four workers per function: concurrent requests really meet in different execution
 # environments (a worker waiting on a throttled retry holds no core).
 WORKERS = 4
+# One deployment and one served API per test session: every test using them runs on the
+# same xdist worker (--dist loadgroup); a module that uses `served` sets `pytestmark = SERVED`.
+SERVED = pytest.mark.xdist_group("served")
+# Where a payment ends (docs/handlers.md; issue 8 renames AUTHORIZED to SUCCEEDED).
+TERMINAL = {"AUTHORIZED", "DECLINED", "FAILED", "SUCCEEDED", "NEEDS_REVIEW"}
 
 
 @dataclass

@@ -24,12 +24,10 @@ from dataclasses import dataclass
 import pytest
 
 from emulator.local_api import stack_resources
-from tests.local_api.conftest import PLATFORM, call
+from tests.local_api.conftest import PLATFORM, SERVED, TERMINAL, call
 from tests.local_api.faults import throttled_writes
 
-# One deployment and one served API per test session: every test using it runs on the same
-# xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("served")
+pytestmark = SERVED
 
 PAYMENTS = 200
 DUPLICATED = 60  # of which sent twice, from different threads
@@ -38,7 +36,6 @@ THREADS = 16
 THROTTLE_PROBABILITY = 0.05
 RETRYABLE = {409, 429, 503}
 ACCEPTED = {201, 202}
-TERMINAL = {"AUTHORIZED", "DECLINED", "FAILED", "SUCCEEDED", "NEEDS_REVIEW"}
 # issue 8, defect 1 (not fixed on main yet): after a 202 the key is free again, so its
 # other body can be charged too. Seen only that way, this test reports XFAIL, not a pass.
 KNOWN_DEFECT = "issue 8 defect 1: a key reused with another body after a 202 was charged"

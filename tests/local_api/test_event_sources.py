@@ -5,14 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 
-import pytest
-
 from emulator.event_sources import failed_ids, rate_seconds, sqs_event
-from tests.local_api.conftest import PLATFORM, call
+from tests.local_api.conftest import PLATFORM, SERVED, TERMINAL, call
 
-# One deployment and one served API per test session: every test using it runs on the same
-# xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("served")
+pytestmark = SERVED
 
 FLAKY = {
     "amount": "30.00",
@@ -20,7 +16,6 @@ FLAKY = {
     "paymentToken": "tok_test_flaky",
     "merchantId": "m-123",
 }
-TERMINAL = {"AUTHORIZED", "DECLINED", "FAILED", "SUCCEEDED", "NEEDS_REVIEW"}
 
 
 def test_a_queued_payment_is_retried_from_the_queue_by_the_processing_function(served):

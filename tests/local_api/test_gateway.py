@@ -12,11 +12,9 @@ import pytest
 from emulator.functions import LAMBDA_VARIABLES
 from emulator.local_api import NOT_ENFORCED
 from templates.openapi import build_openapi
-from tests.local_api.conftest import PAYMENT_API, PLATFORM, call
+from tests.local_api.conftest import PAYMENT_API, PLATFORM, SERVED, call
 
-# One deployment and one served API per test session: every test using it runs on the same
-# xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("served")
+pytestmark = SERVED
 
 PAYMENT = {
     "amount": "12.50",

@@ -26,11 +26,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from templates.openapi import build_openapi
-from tests.local_api.conftest import PLATFORM
+from tests.local_api.conftest import PLATFORM, SERVED
 
-# One deployment and one served API per test session: every test using it runs on the same
-# xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("served")
+pytestmark = SERVED
 
 EXAMPLES_PER_OPERATION = 12
 CHECKS = [
