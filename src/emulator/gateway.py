@@ -46,6 +46,8 @@ GATEWAY_ERRORS = {
     "BAD_REQUEST_BODY": (400, "Invalid request body"),
     "INTEGRATION_FAILURE": (502, "Internal server error"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
+    # A failure of the emulator itself (moto unreachable, a definition it cannot read).
+    "API_CONFIGURATION_ERROR": (500, "Internal server error"),
 }
 BUILT_IN_TEMPLATE = '{"message":$context.error.messageString}'
 
@@ -153,6 +155,9 @@ class LocalApi:
                 response = self._proxy(request, path, stage, found, route, caller, body, request_id)
         except GatewayError as error:
             response = self._gateway_response(error, request_id)
+        except Exception as error:  # noqa: BLE001 - the gateway answers, as API Gateway does
+            self.log(f"{self.definition.name}: gateway error {type(error).__name__}: {error}")
+            response = self._gateway_response(GatewayError("API_CONFIGURATION_ERROR"), request_id)
         response.headers["x-amzn-RequestId"] = request_id
         # One access line per request: the route template and the key id, never the raw
         # path (a card number pasted into a URL) or the key's value.

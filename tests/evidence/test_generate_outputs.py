@@ -13,7 +13,13 @@ def names(path):
 def test_templates_only_when_both_steps_are_off(tmp_path):
     args = ["--suffix", "qa", "--out", str(tmp_path), "--no-lint", "--no-evidence", "--no-diagrams"]
     assert generate.main(args) == 0
-    assert names(tmp_path) == ["payment-api-qa.json", "payment-platform-qa.json"]
+    # The templates and, beside each, its API's OpenAPI document (templates/openapi.py).
+    assert names(tmp_path) == [
+        "payment-api-qa.json",
+        "payment-api-qa.openapi.json",
+        "payment-platform-qa.json",
+        "payment-platform-qa.openapi.json",
+    ]
 
 
 def test_without_the_renderer_one_line_says_so_and_everything_else_is_written(
@@ -27,7 +33,8 @@ def test_without_the_renderer_one_line_says_so_and_everything_else_is_written(
         "sources only"
     ]
     assert not list(tmp_path.glob("*.svg"))
-    assert len(list(tmp_path.glob("*.json"))) == 2 and len(list(tmp_path.glob("*.d2"))) == 2
+    templates = [p for p in tmp_path.glob("*.json") if not p.name.endswith(".openapi.json")]
+    assert len(templates) == 2 and len(list(tmp_path.glob("*.d2"))) == 2
 
 
 def test_a_bad_requirement_table_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -161,3 +161,42 @@ def test_no_key_no_call(client):
     answer = client.post("/prod/items/1")
     assert answer.status_code == 403
     assert answer.get_json() == {"message": "Forbidden"}
+
+
+def test_a_failure_of_the_emulator_itself_is_a_500_with_the_gateway_body():
+    def unreadable(stage):
+        raise ConnectionError("the emulator is gone")
+
+    definition = ApiDefinition(
+        api_id="abc123",
+        name="broken",
+        methods={("/x", "POST"): method("/x", "none")},
+        models={},
+        gateway_responses={},
+        stages={"prod": Stage("prod", "dep-1", None)},
+    )
+    functions = Functions([], endpoint="http://127.0.0.1:9", region="us-east-1")
+    try:
+        with pytest.raises(ConnectionError):
+            LocalApi(definition, unreadable, functions, account_id="1", region="us-east-1")
+        calls = iter([{}])
+
+        def once_then_fail(stage):
+            try:
+                return next(calls)
+            except StopIteration:
+                raise ConnectionError("the emulator is gone") from None
+
+        app = LocalApi(
+            definition,
+            once_then_fail,
+            functions,
+            account_id="1",
+            region="us-east-1",
+            log=lambda _: None,
+        )
+        answer = Client(app).post("/prod/x", headers={"x-api-key": "unknown"})
+        assert answer.status_code == 500
+        assert answer.get_json() == {"message": "Internal server error"}
+    finally:
+        functions.close()
