@@ -13,7 +13,8 @@ from typing import Any
 ABSENT = object()
 # `${Name}` or `${Name.Attribute}` inside Fn::Sub; `${!Literal}` is an escaped dollar.
 SUB_VARIABLE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
-# The physical-name property of each type that has one (what the console lists).
+# The property that holds a resource's physical name, by type: the names that carry the
+# suffix (tests/templates check each ends with it).
 NAME_PROPERTIES = {
     "AWS::Lambda::Function": "FunctionName",
     "AWS::IAM::Role": "RoleName",
@@ -23,11 +24,16 @@ NAME_PROPERTIES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::Dashboard": "DashboardName",
     "AWS::Events::Rule": "Name",
-    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::Scheduler::Schedule": "Name",
     "AWS::KMS::Alias": "AliasName",
     "AWS::ApiGateway::RestApi": "Name",
     "AWS::ApiGateway::ApiKey": "Name",
     "AWS::ApiGateway::UsagePlan": "UsagePlanName",
+}
+# What the console lists a resource by: its name, or a path or stage name.
+LABEL_PROPERTIES = {
+    **NAME_PROPERTIES,
+    "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::ApiGateway::Stage": "StageName",
 }
 
@@ -78,7 +84,7 @@ def physical_name(template: dict, logical_id: str) -> str | None:
     resource = template.get("Resources", {}).get(logical_id)
     if resource is None:
         return None
-    prop = NAME_PROPERTIES.get(resource["Type"])
+    prop = LABEL_PROPERTIES.get(resource["Type"])
     name = resource.get("Properties", {}).get(prop) if prop else None
     return name if isinstance(name, str) else None
 

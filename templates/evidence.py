@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from templates.cfnread import ABSENT, NAME_PROPERTIES, read_path
+from templates.cfnread import ABSENT, LABEL_PROPERTIES, read_path
 from templates.common import to_json
 from templates.requirements import Requirement, Selector
 from templates.sources import Sources
@@ -129,7 +129,7 @@ def _value_lines(path: str, value: Any, names: list[str], types: Mapping[str, st
 def _read(item: dict, path: str) -> Any:
     """read_path, plus `@name`: the resource's physical-name property, whatever its type."""
     if path == NAME_PATH:
-        prop = NAME_PROPERTIES.get(item.get("Type", ""))
+        prop = LABEL_PROPERTIES.get(item.get("Type", ""))
         return read_path(item, f"Properties.{prop}") if prop else ABSENT
     return read_path(item, path)
 

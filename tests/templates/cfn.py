@@ -10,22 +10,10 @@ from typing import Any
 
 import cfnlint
 
-# Properties that hold a physical name, by resource type.
-NAME_PROPERTIES = {
-    "AWS::Lambda::Function": "FunctionName",
-    "AWS::IAM::Role": "RoleName",
-    "AWS::SQS::Queue": "QueueName",
-    "AWS::DynamoDB::Table": "TableName",
-    "AWS::SNS::Topic": "TopicName",
-    "AWS::CloudWatch::Alarm": "AlarmName",
-    "AWS::CloudWatch::Dashboard": "DashboardName",
-    "AWS::Events::Rule": "Name",
-    "AWS::Scheduler::Schedule": "Name",
-    "AWS::KMS::Alias": "AliasName",
-    "AWS::ApiGateway::RestApi": "Name",
-    "AWS::ApiGateway::ApiKey": "Name",
-    "AWS::ApiGateway::UsagePlan": "UsagePlanName",
-}
+from templates import cfnread
+
+# Properties that hold a physical name, by resource type (one table for tests and reports).
+NAME_PROPERTIES = cfnread.NAME_PROPERTIES
 
 
 def resources(template: dict, type_name: str | None = None) -> dict[str, dict]:
