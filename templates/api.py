@@ -1,8 +1,9 @@
 """The API Gateway building block both stacks share.
 
-One implementation of the REST API, its routes to Lambda (AWS_PROXY), CORS (preflights
-and gateway responses), API key, usage plan, logging (access and execution, kept a fixed
-number of days), the account's CloudWatch role, the deployment and the `prod` stage.
+One implementation of the REST API, its routes to Lambda (AWS_PROXY), request validation,
+CORS (preflights and gateway responses), API key, usage plan, logging (access and execution,
+kept a fixed number of days), the account's CloudWatch role (`api_account`), the deployment,
+the `prod` stage and its web application firewall (`waf`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from awacs import logs as awslogs
-from troposphere import (
-    Equals,
-    If,
-    Join,
-    Parameter,
-    Ref,
-    Sub,
-    Template,
-)
+from troposphere import Condition, Equals, If, Join, Not, Parameter, Sub, Template
 from troposphere.apigateway import (
     AccessLogSetting,
-    Account,
     ApiKey,
     ApiStage,
     Deployment,
@@ -48,18 +39,22 @@ from troposphere.apigateway import (
     UsagePlanKey,
 )
 from troposphere.awslambda import Permission
-from troposphere.cloudformation import WaitConditionHandle
 from troposphere.logs import LogGroup
 
-from templates.common import add_output, add_parameter, skip_checkov
-from templates.iam import add_service_role, allow
+from templates.api_account import add_account_logging_role
+from templates.common import add_output, add_parameter
+from templates.contract import JSON_OBJECT_SCHEMA
+from templates.findings import Accepted, accept
 from templates.keys import StackKey
 from templates.logs import add_log_group
-from templates.naming import Kind, Naming, unique_token
+from templates.naming import Kind, Naming
+from templates.waf import WebAcl, add_web_acl
 
 STAGE_NAME = "prod"
 COMPONENT = "api"
-ACCOUNT_CONDITION = "ManagesApiGatewayAccount"
+# RequestBodyValidation=payment-request (else any JSON object passes the model).
+STRICT_BODIES = "ValidatesPaymentRequests"
+RELAXED_BODIES = "ValidatesJsonObjectsOnly"
 # Headers a browser may send; X-Api-Key carries the key, Idempotency-Key makes retries safe.
 CORS_ALLOWED_HEADERS = ("Content-Type", "X-Api-Key", "Idempotency-Key")
 # One JSON line per request: who (IP, key id), when, what (method, path), outcome
@@ -82,7 +77,43 @@ ACCESS_LOG_FORMAT = {
     "responseLatency": "$context.responseLatency",
     "integrationLatency": "$context.integrationLatency",
     "xrayTraceId": "$context.xrayTraceId",
+    # Why a request failed: API Gateway's own error (missing key, throttled, invalid body;
+    # messages name the cause, never a submitted value) and the integration's failure.
+    "errorMessage": "$context.error.message",
+    "errorResponseType": "$context.error.responseType",
+    "integrationErrorMessage": "$context.integrationErrorMessage",
 }
+# Findings accepted on the gateway's resources (templates/findings.py).
+NO_CACHE = Accepted(
+    "Caching is off on purpose: a payment answer must never be served from a cache (a replayed "
+    "201 for another caller, a stale status); with no cache there is no cache data to encrypt.",
+    checkov=("CKV_AWS_120",),
+    cdk_nag=(
+        "PCI.DSS.321-APIGWCacheEnabledAndEncrypted",
+        "NIST.800.53.R5-APIGWCacheEnabledAndEncrypted",
+    ),
+    guard=("API_GW_CACHE_ENABLED_AND_ENCRYPTED",),
+)
+NO_CLIENT_CERTIFICATE = Accepted(
+    "A client certificate authenticates API Gateway to an HTTP backend. This stage's "
+    "integrations are Lambda proxy invocations (signed with SigV4 over TLS by API Gateway "
+    "itself) and MOCK preflights, which cannot use one; clients reach the stage over TLS only.",
+    cdk_nag=("PCI.DSS.321-APIGWSSLEnabled", "NIST.800.53.R5-APIGWSSLEnabled"),
+)
+API_KEY_AUTHENTICATION = Accepted(
+    "Authentication is the seed's API key (X-Api-Key, required here, metered by the usage "
+    "plan). It proves the caller holds the application's key, and scopes idempotency and "
+    "payment lookups to it; it identifies an application, not a user, so it must stay in the "
+    "app's backend (rotate it by issuing a new key). User authorizers are out of the seed.",
+    cdk_nag=("AwsSolutions-APIG4", "AwsSolutions-COG4"),
+)
+PUBLIC_HEALTH = Accepted(
+    "Public by design: a load balancer or uptime probe calls it without credentials. It "
+    "answers component states only (no internals), cached 15 s, throttled by the stage and "
+    "the web ACL's per-IP rate rule.",
+    checkov=("CKV_AWS_59",),
+    cdk_nag=("AwsSolutions-APIG4", "AwsSolutions-COG4"),
+)
 # API Gateway's own errors (missing key, throttled, quota, 5XX) in the same JSON shape the
 # functions use; $context.error.messageString is already a quoted JSON string.
 GATEWAY_ERROR_TEMPLATE = (
@@ -125,6 +156,10 @@ class GatewaySpec:
     burst_limit: int = 200
     daily_quota: int = 10_000
     log_retention_days: int = 7
+    # The seed gives the API and key names verbatim (no suffix; AWS allows duplicates).
+    seed_names: bool = False
+    # A RequestBodyValidation parameter may relax the routes' models to "a JSON object".
+    relaxable_validation: bool = False
 
 
 @dataclass
@@ -137,7 +172,10 @@ class Gateway:
     usage_plan: UsagePlan
     access_log_group: LogGroup
     execution_log_group: LogGroup
+    web_acl: WebAcl
+    # Account-wide settings, and the request protection an operator may tune.
     parameters: list[Parameter] = field(default_factory=list)
+    protection_parameters: list[Parameter] = field(default_factory=list)
     stage_name: str = STAGE_NAME
 
     @property
@@ -151,6 +189,17 @@ class Gateway:
             "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + self.stage_name + path,
             Api=self.api.ref(),
         )
+
+
+class JsonSchemaModel(Model):
+    """A Model whose Schema stays a JSON object in the template.
+
+    troposphere rewrites a dict Schema as a JSON string; CloudFormation accepts both, but
+    cloudformation_include (the cdk-nag gate loads our JSON with it) accepts only the object.
+    """
+
+    def validate(self) -> None:
+        """Keep Schema as given (the base class would turn a dict into a string)."""
 
 
 def logical_name(path: str) -> str:
@@ -178,12 +227,20 @@ def lambda_integration_uri(function_arn: Any) -> Sub:
     )
 
 
+def physical_name(naming: Naming, spec: GatewaySpec, base: str) -> str:
+    """The API's or key's name: the seed's own words, or `{base}-{suffix}`."""
+    if spec.seed_names:
+        return naming.seed_name(base, Kind.API)
+    return naming.name(base, Kind.API)
+
+
 def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey) -> Gateway:
     """Build the whole REST API of `spec` and return handles on it."""
+    validation = _add_validation_parameter(t) if spec.relaxable_validation else None
     api = t.add_resource(
         RestApi(
             "RestApi",
-            Name=naming.name(spec.api_base, Kind.API),
+            Name=physical_name(naming, spec, spec.api_base),
             Description=spec.description,
             EndpointConfiguration=EndpointConfiguration(Types=["REGIONAL"]),
             ApiKeySourceType="HEADER",
@@ -193,14 +250,16 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
     resources = _add_resources(t, api, [route.path for route in spec.routes])
     validators = _add_validators(t, api, spec.routes)
     for route in spec.routes:
-        _add_route(t, api, resources, validators, route, spec.cors_origin)
+        _add_route(
+            t, api, resources, validators, route, spec.cors_origin, relaxable=bool(validation)
+        )
         _add_invoke_permission(t, api, route)
     for path in sorted({route.path for route in spec.routes}):
         verbs = sorted({r.method for r in spec.routes if r.path == path})
         _add_preflight(t, api, resources[path], path, verbs, spec)
     _add_gateway_responses(t, api, spec.cors_origin)
 
-    account_parameter, account_dependency = _add_account_logging_role(t, naming)
+    account_parameter, account_dependency = add_account_logging_role(t, naming)
     access_logs = add_log_group(
         t,
         naming,
@@ -221,14 +280,14 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
         component=COMPONENT,
         key=key,
     )
-    deployment = _add_deployment(t, api)
+    deployment_id = _add_deployments(t, api, relaxable=bool(validation))
     stage = t.add_resource(
         Stage(
             "ApiStage",
             StageName=STAGE_NAME,
             Description=f"{STAGE_NAME} stage of {naming.name(spec.api_base, Kind.API)}",
             RestApiId=api.ref(),
-            DeploymentId=deployment.ref(),
+            DeploymentId=deployment_id,
             TracingEnabled=True,
             AccessLogSetting=AccessLogSetting(
                 DestinationArn=access_logs.get_att("Arn"),
@@ -252,14 +311,18 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
             DependsOn=[execution_logs.title, account_dependency.title],
         )
     )
-    skip_checkov(
-        stage,
-        {
-            "CKV_AWS_120": "Caching is off on purpose: payment responses must never be "
-            "served from a cache.",
-        },
-    )
+    accept(stage, NO_CACHE, NO_CLIENT_CERTIFICATE)
     api_key, usage_plan = _add_api_key(t, naming, spec, api, stage)
+    web_acl = add_web_acl(
+        t,
+        naming,
+        api_base=spec.api_base,
+        api=api,
+        stage=stage,
+        key=key,
+        log_retention_days=spec.log_retention_days,
+        component=COMPONENT,
+    )
 
     gateway = Gateway(
         api=api,
@@ -268,7 +331,9 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
         usage_plan=usage_plan,
         access_log_group=access_logs,
         execution_log_group=execution_logs,
+        web_acl=web_acl,
         parameters=[account_parameter],
+        protection_parameters=[web_acl.rate_parameter, *([validation] if validation else [])],
     )
     add_output(t, "RestApiId", api.ref(), "Id of the REST API")
     add_output(t, "ApiUrl", gateway.base_url, f"HTTPS root of the {STAGE_NAME} stage")
@@ -358,6 +423,8 @@ def _add_route(
     validators: dict[str, Any],
     route: Route,
     origin: str,
+    *,
+    relaxable: bool = False,
 ) -> Method:
     """The method of one route, AWS_PROXY to its function."""
     name = logical_name(route.path) + route.method.capitalize()
@@ -368,13 +435,15 @@ def _add_route(
     kwargs: dict[str, Any] = {}
     if route.request_schema:
         model = t.add_resource(
-            Model(
+            JsonSchemaModel(
                 f"{name}Model",
                 RestApiId=api.ref(),
                 Name=f"{name}Request",
                 ContentType="application/json",
                 Description=f"Shape of the {route.method} {route.path} body",
-                Schema=route.request_schema,
+                Schema=If(STRICT_BODIES, route.request_schema, JSON_OBJECT_SCHEMA)
+                if relaxable
+                else route.request_schema,
             )
         )
         kwargs["RequestModels"] = {"application/json": model.ref()}
@@ -410,14 +479,7 @@ def _add_route(
             **kwargs,
         )
     )
-    if not route.api_key_required:
-        skip_checkov(
-            method,
-            {
-                "CKV_AWS_59": f"{route.method} {route.path} is public by design "
-                "(a health probe answering with states only); stage throttling limits it.",
-            },
-        )
+    accept(method, API_KEY_AUTHENTICATION if route.api_key_required else PUBLIC_HEALTH)
     return method
 
 
@@ -466,13 +528,6 @@ def _add_preflight(
             MethodResponses=[_cors_method_response("204", origin_required=True)],
         )
     )
-    skip_checkov(
-        method,
-        {
-            "CKV_AWS_59": "CORS preflight: browsers send OPTIONS without credentials; "
-            "the MOCK integration returns headers only and reaches no backend.",
-        },
-    )
     return method
 
 
@@ -495,80 +550,6 @@ def _add_gateway_responses(t: Template, api: RestApi, origin: str) -> None:
         )
 
 
-def _add_account_logging_role(t: Template, naming: Naming) -> tuple[Parameter, WaitConditionHandle]:
-    """The account-level role API Gateway writes logs with, owned by at most one stack.
-
-    AWS::ApiGateway::Account is one setting per account and region: two stacks that both
-    set it fight, and deleting the owner leaves the setting pointing at a deleted role.
-    A parameter decides whether this stack owns it.
-    """
-    parameter = add_parameter(
-        t,
-        "ManageApiGatewayAccount",
-        description="true if this stack sets the account-wide API Gateway CloudWatch Logs "
-        "role (exactly one stack per account and region should); false if another stack "
-        "or an administrator already did",
-        default="true",
-        allowed_values=["true", "false"],
-        label="Own the API Gateway account logging role",
-    )
-    t.add_condition(ACCOUNT_CONDITION, Equals(parameter.ref(), "true"))
-    # The role serves every API in the account and region that logs, so it is scoped
-    # to API Gateway's own log-group names in this account and region, not to one API.
-    execution_groups = Sub(
-        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
-        "log-group:API-Gateway-Execution-Logs_*"
-    )
-    access_groups = Sub(
-        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/apigateway/*"
-    )
-    role = add_service_role(
-        t,
-        naming,
-        "ApiGatewayCloudWatchRole",
-        base_name="apigateway-cloudwatch",
-        # IAM names are global to the account: the stack token keeps two regions apart.
-        role_name=Join(
-            "-",
-            [naming.name("apigateway-cloudwatch", Kind.ROLE, reserve=9), unique_token()],
-        ),
-        service="apigateway.amazonaws.com",
-        component=COMPONENT,
-        description="Lets API Gateway write execution and access logs to its pre-created "
-        "log groups (no CreateLogGroup: every group is created by a stack with a retention)",
-        statements=[
-            allow(
-                [awslogs.CreateLogStream, awslogs.PutLogEvents, awslogs.DescribeLogStreams],
-                [execution_groups, access_groups],
-                "WriteApiGatewayLogGroups",
-            ),
-            allow(
-                [awslogs.DescribeLogGroups],
-                [Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")],
-                "FindLogGroupsBeforeWriting",
-            ),
-        ],
-    )
-    role.Condition = ACCOUNT_CONDITION
-    account = t.add_resource(
-        Account(
-            "ApiGatewayAccount",
-            CloudWatchRoleArn=role.get_att("Arn"),
-            Condition=ACCOUNT_CONDITION,
-        )
-    )
-    # DependsOn cannot name a resource whose condition may be false; a handle whose
-    # metadata refers to the account only when it exists gives the stage a dependency
-    # that holds in both cases (the stage fails if logging starts before the role is set).
-    dependency = t.add_resource(
-        WaitConditionHandle(
-            "ApiGatewayAccountDependency",
-            Metadata={"AccountSetting": If(ACCOUNT_CONDITION, Ref(account), "managed elsewhere")},
-        )
-    )
-    return parameter, dependency
-
-
 # Everything API Gateway snapshots into a deployment: a change to any of them must redeploy.
 DEFINITION_TYPES = {
     "AWS::ApiGateway::Resource",
@@ -579,7 +560,40 @@ DEFINITION_TYPES = {
 }
 
 
-def _add_deployment(t: Template, api: RestApi) -> Deployment:
+def _add_validation_parameter(t: Template) -> Parameter:
+    """How strictly API Gateway checks request bodies before the function runs."""
+    parameter = add_parameter(
+        t,
+        "RequestBodyValidation",
+        description="payment-request: API Gateway refuses a body that is not a payment request "
+        "(docs/contract.md) before the function runs; json-object: any JSON object passes, for "
+        "a backend that takes another body",
+        default="payment-request",
+        allowed_values=["payment-request", "json-object"],
+        label="Request body validation",
+    )
+    t.add_condition(STRICT_BODIES, Equals(parameter.ref(), "payment-request"))
+    t.add_condition(RELAXED_BODIES, Not(Condition(STRICT_BODIES)))
+    return parameter
+
+
+def _add_deployments(t: Template, api: RestApi, *, relaxable: bool):
+    """The stage's DeploymentId: one deployment, or one per validation setting.
+
+    A parameter value cannot change a logical ID, so a relaxable API gets two deployments
+    under opposite conditions: changing the parameter creates the other one (after the model
+    it snapshots is updated), moves the stage to it and deletes the old one.
+    """
+    if not relaxable:
+        return _add_deployment(t, api).ref()
+    strict = _add_deployment(t, api, variant="payment-request", condition=STRICT_BODIES)
+    relaxed = _add_deployment(t, api, variant="json-object", condition=RELAXED_BODIES)
+    return If(STRICT_BODIES, strict.ref(), relaxed.ref())
+
+
+def _add_deployment(
+    t: Template, api: RestApi, *, variant: str = "", condition: str | None = None
+) -> Deployment:
     """A deployment that is replaced whenever the API's definition changes.
 
     CloudFormation never redeploys an unchanged Deployment, and API Gateway serves only
@@ -599,14 +613,17 @@ def _add_deployment(t: Template, api: RestApi) -> Deployment:
     )
     digest = hashlib.sha256(
         json.dumps(
-            [[r.title, r.to_dict()] for r in definition], sort_keys=True, default=str
+            [variant, [[r.title, r.to_dict()] for r in definition]], sort_keys=True, default=str
         ).encode()
     ).hexdigest()[:12]
+    label = f"definition {digest}" + (f" ({variant})" if variant else "")
+    extra = {"Condition": condition} if condition else {}
     return t.add_resource(
         Deployment(
             f"ApiDeployment{digest}",
             RestApiId=api.ref(),
-            Description=Join(" ", [f"definition {digest}:", *[r.ref() for r in definition]]),
+            Description=Join(" ", [f"{label}:", *[r.ref() for r in definition]]),
+            **extra,
         )
     )
 
@@ -618,7 +635,7 @@ def _add_api_key(
     api_key = t.add_resource(
         ApiKey(
             "ApiKey",
-            Name=naming.name(spec.key_base, Kind.API),
+            Name=physical_name(naming, spec, spec.key_base),
             Description=spec.key_description,
             Enabled=True,
             Tags=naming.tags(COMPONENT),

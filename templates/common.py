@@ -28,10 +28,16 @@ def add_parameter(
     constraint: str | None = None,
     allowed_values: list[str] | None = None,
     param_type: str = "String",
+    min_value: int | None = None,
+    max_value: int | None = None,
     label: str | None = None,
 ) -> Parameter:
-    """Add a String parameter fit for the console: description, constraint, label."""
+    """Add a parameter fit for the console: description, constraint, label."""
     kwargs: dict[str, Any] = {"Type": param_type, "Description": description}
+    if min_value is not None:
+        kwargs["MinValue"] = min_value
+    if max_value is not None:
+        kwargs["MaxValue"] = max_value
     if default is not None:
         kwargs["Default"] = default
     if allowed_pattern is not None:
@@ -61,15 +67,6 @@ def group_parameters(t: Template, groups: Iterable[tuple[str, list[Parameter]]])
     for label, params in groups:
         for param in params:
             t.add_parameter_to_group(param, label)
-
-
-def skip_checkov(resource: Any, reasons: Mapping[str, str]) -> None:
-    """Record in the resource's Metadata which checkov checks do not apply, and why."""
-    metadata = dict(getattr(resource, "Metadata", None) or {})
-    skips = list(metadata.get("checkov", {}).get("skip", []))
-    skips += [{"id": check, "comment": why} for check, why in sorted(reasons.items())]
-    metadata["checkov"] = {"skip": skips}
-    resource.Metadata = metadata
 
 
 # Placeholder marks for json_sub: characters json.dumps always escapes, so no literal

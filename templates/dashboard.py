@@ -21,6 +21,7 @@ from templates.monitoring import Alarms
 from templates.naming import Kind, Naming
 from templates.queues import QueueWithDlq
 from templates.runbook import RUNBOOK_PATH
+from templates.waf import WebAcl
 
 HAS_RUNBOOK_URL = "HasRunbookUrl"
 
@@ -156,6 +157,7 @@ def add_dashboard(
     queues: QueueWithDlq,
     alarms: Alarms,
     runbook_url: Parameter,
+    web_acl: WebAcl,
     component: str,
 ) -> Dashboard:
     """`payment-platform-<suffix>`: a link to the runbook (`runbook_url`, or the file's
@@ -174,6 +176,11 @@ def add_dashboard(
 
     def queue_metric(metric: str, queue: str) -> list:
         return ["AWS/SQS", metric, "QueueName", var(queue)]
+
+    def waf_metric(metric: str) -> list:
+        # A REGIONAL web ACL's metrics: its metric name, the region, `ALL` for every rule.
+        return ["AWS/WAFV2", metric, "WebACL", web_acl.metric_name, "Region",
+                var("AWS::Region"), "Rule", "ALL"]  # fmt: skip
 
     def widget(title: str, metrics: list, stat: str) -> dict:
         # Defaults left out on purpose: time series, 5-minute period.
@@ -200,6 +207,17 @@ def add_dashboard(
                 widget("API latency p99 (ms)", [api("Latency")], "p99"),
             ],
             {api_name, stage.data["Ref"]},
+        ),
+        Section(
+            "Web application firewall",
+            [
+                widget(
+                    "WAF blocked and allowed requests",
+                    [waf_metric("BlockedRequests"), waf_metric("AllowedRequests")],
+                    "Sum",
+                )
+            ],
+            {web_acl.metric_name},
         ),
         Section(
             "Functions",

@@ -5,38 +5,63 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from awacs import logs, xray
+from awacs import logs, sqs, xray
 from awacs.aws import Statement
 from troposphere import GetAtt, Ref, Template
 from troposphere.awslambda import (
     Code,
+    DeadLetterConfig,
     Environment,
     EventSourceMapping,
     Function,
     LoggingConfig,
     TracingConfig,
 )
-from troposphere.iam import Role
 from troposphere.logs import LogGroup
+from troposphere.sqs import Queue
 
-from templates.common import skip_checkov
-from templates.iam import add_service_role, allow
+from templates.findings import Accepted, accept
+from templates.iam import ServiceRole, add_service_role, allow
 from templates.keys import StackKey
 from templates.logs import add_log_group
 from templates.naming import Kind, Naming
+from templates.network import Network
 from templates.queues import VISIBILITY_PER_CONSUMER_TIMEOUT, QueueWithDlq
 
 # docs/contract.md: one zip, Python 3.12 (supported until 2028) on Graviton (cheaper per ms).
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
 
-CHECKOV_SKIPS = {
-    "CKV_AWS_115": "The seed forbids reserved concurrency (account limits).",
-    "CKV_AWS_116": "No async event is dropped: API calls are synchronous, queue batches "
-    "end in the queue's DLQ, a failed health run is redone 5 minutes later.",
-    "CKV_AWS_117": "Calls only AWS APIs (TLS, IAM); a VPC adds NAT cost, no isolation.",
-    "CKV_AWS_173": "The environment holds no secret; Lambda encrypts it at rest anyway.",
-}
+# Findings accepted for every function (templates/findings.py).
+NO_RESERVED_CONCURRENCY = Accepted(
+    "The seed forbids reserved concurrency: it would take from the account's shared pool and "
+    "block other deployments. The API stage and the usage plan throttle what reaches the "
+    "function, and a Throttles alarm reports any refusal.",
+    checkov=("CKV_AWS_115",),
+    cdk_nag=("NIST.800.53.R5-LambdaConcurrency",),
+    guard=("LAMBDA_CONCURRENCY_CHECK",),
+)
+TESTED_RUNTIME = Accepted(
+    "python3.12 is a supported Lambda runtime (deprecation scheduled for October 2028). The "
+    "test suite, the Powertools copy in the zip and the template are verified on exactly this "
+    "version; moving to a newer runtime is a tested change of its own, not an automatic one.",
+    cdk_nag=("AwsSolutions-L1",),
+)
+NO_SECRET_IN_ENVIRONMENT = Accepted(
+    "The environment holds no secret (resource names, URLs and payment limits only), and "
+    "Lambda encrypts it at rest with an AWS managed key; a customer key would protect nothing "
+    "more.",
+    checkov=("CKV_AWS_173",),
+)
+SYNCHRONOUS_ONLY = Accepted(
+    "Invoked only synchronously: API Gateway proxy requests, and the SQS event source mapping, "
+    "which polls synchronously and leaves a failed message to the queue's own redrive policy "
+    "and dead-letter queue. A Lambda dead-letter queue captures only asynchronous invocations, "
+    "which this function never receives.",
+    checkov=("CKV_AWS_116",),
+    cdk_nag=("NIST.800.53.R5-LambdaDLQ",),
+    guard=("LAMBDA_DLQ_CHECK",),
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +81,7 @@ class LambdaFunction:
     """A function with the role and log group that belong to it."""
 
     function: Function
-    role: Role
+    role: ServiceRole
     log_group: LogGroup
     name: str
     spec: FunctionSpec
@@ -73,9 +98,14 @@ class LambdaFunction:
         """The function's environment variables (mutable until the template is rendered)."""
         return self.function.Environment.Variables
 
+    @property
+    def statements(self) -> list[Statement]:
+        """What the function's role allows (its managed policy's statements)."""
+        return self.role.statements
+
     def grant(self, *statements: Statement) -> None:
         """Add statements to the function's own role policy."""
-        self.role.Policies[0].PolicyDocument.Statement.extend(statements)
+        self.role.statements.extend(statements)
 
 
 def add_function(
@@ -89,9 +119,12 @@ def add_function(
     statements: Sequence[Statement],
     log_retention_days: int,
     component: str,
+    network: Network | None = None,
+    dead_letter_queue: Queue | None = None,
 ) -> LambdaFunction:
     """A function, its log group `/aws/lambda/<name>` and its role with `statements`
-    plus writing its own logs and traces."""
+    plus writing its own logs and traces; in the network's private subnets when given, and
+    with `dead_letter_queue` for the asynchronous invocations that failed every retry."""
     name = naming.name(spec.base_name, Kind.FUNCTION)
     log_group = add_log_group(
         t,
@@ -102,16 +135,28 @@ def add_function(
         component=component,
         key=key,
     )
+    granted = [*base_statements(log_group), *statements]
+    if dead_letter_queue is not None:
+        granted.append(
+            allow([sqs.SendMessage], [dead_letter_queue.get_att("Arn")], "KeepFailedAsyncEvents")
+        )
     role = add_service_role(
         t,
         naming,
         f"{spec.logical_id}Role",
         base_name=f"{spec.base_name}-role",
         service="lambda.amazonaws.com",
-        statements=[*base_statements(log_group), *statements],
+        statements=granted,
         component=component,
         description=f"Runs {name}: exactly the AWS calls its code makes",
     )
+    accept(role.policy, star_resource_finding(granted))
+    extra: dict = {}
+    if network is not None:
+        network.attach(role)
+        extra["VpcConfig"] = network.vpc_config()
+    if dead_letter_queue is not None:
+        extra["DeadLetterConfig"] = DeadLetterConfig(TargetArn=dead_letter_queue.get_att("Arn"))
     function = t.add_resource(
         Function(
             f"{spec.logical_id}Function",
@@ -121,16 +166,21 @@ def add_function(
             Architectures=[ARCHITECTURE],
             Handler=spec.handler,
             Code=code,
-            Role=role.get_att("Arn"),
+            Role=role.arn,
             Timeout=spec.timeout,
             MemorySize=spec.memory,
             Environment=Environment(Variables=dict(environment)),
             LoggingConfig=LoggingConfig(LogGroup=log_group.ref()),
             TracingConfig=TracingConfig(Mode="Active"),
             Tags=naming.tags(component),
+            **extra,
         )
     )
-    skip_checkov(function, CHECKOV_SKIPS)
+    accept(function, NO_RESERVED_CONCURRENCY, TESTED_RUNTIME, NO_SECRET_IN_ENVIRONMENT)
+    if dead_letter_queue is None:
+        accept(function, SYNCHRONOUS_ONLY)
+    if network is not None:
+        accept(function, network.optional_finding)
     return LambdaFunction(function=function, role=role, log_group=log_group, name=name, spec=spec)
 
 
@@ -149,6 +199,20 @@ def base_statements(log_group: LogGroup) -> list[Statement]:
         # X-Ray has no resource-level permissions for these actions: "*" is the only form.
         allow([xray.PutTraceSegments, xray.PutTelemetryRecords], ["*"], "SendTraces"),
     ]
+
+
+def star_resource_finding(statements: Sequence[Statement]) -> Accepted:
+    """The accepted `Resource: "*"` of a role policy, naming the actions that need it."""
+    actions = sorted(
+        {str(action.JSONrepr()) for st in statements if "*" in st.Resource for action in st.Action}
+    )
+    return Accepted(
+        "Resource '*' only for actions AWS authorises on nothing narrower (no resource-level "
+        f"permissions exist for {', '.join(actions)}); every other statement names this stack's "
+        "own resources.",
+        cdk_nag=("AwsSolutions-IAM5",),
+        applies_to=("Resource::*",),
+    )
 
 
 def add_queue_trigger(

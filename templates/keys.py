@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from awacs import kms
 from awacs.aws import Allow, Condition, Principal, Statement
+from awacs.aws import ArnEquals as ArnEqualsCondition
 from awacs.aws import ArnLike as ArnLikeCondition
 from troposphere import GetAtt, Sub, Template
 from troposphere.kms import Alias, Key
@@ -36,8 +37,10 @@ ACCOUNT_ACTIONS = [
     kms.Action("ReEncrypt*"),
     kms.Action("GenerateDataKey*"),
 ]
-# A key scheduled for deletion can still be cancelled for this many days.
-PENDING_DELETION_DAYS = 7
+# A key scheduled for deletion can still be cancelled for this many days: the longest KMS
+# allows. DynamoDB keeps a deleted table's PITR backup 35 days, encrypted with this key; the
+# window is the time left to cancel the deletion and restore it (docs/platform.md, Backups).
+PENDING_DELETION_DAYS = 30
 
 
 def log_group_arn(name) -> Sub:
@@ -87,6 +90,20 @@ class StackKey:
                 )
             )
         self.log_group_arns.append(log_group_arn(name))
+
+    def allow_service_source(self, sid: str, service: str, source_arn) -> None:
+        """Let one AWS service use the key on behalf of one resource of this stack (e.g.
+        EventBridge writing a rule's undeliverable events to an encrypted queue)."""
+        self.statements.append(
+            Statement(
+                Sid=sid,
+                Effect=Allow,
+                Principal=Principal("Service", service),
+                Action=[kms.Decrypt, kms.GenerateDataKey],
+                Resource=["*"],
+                Condition=Condition(ArnEqualsCondition("aws:SourceArn", source_arn)),
+            )
+        )
 
     def allow_cloudwatch_alarms(self) -> None:
         """Let CloudWatch alarms publish to an SNS topic encrypted with this key."""

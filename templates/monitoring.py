@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from awacs import sns
@@ -33,6 +36,7 @@ from templates.keys import StackKey
 from templates.naming import Kind, Naming
 from templates.queues import QueueWithDlq
 from templates.runbook import alarm_description
+from templates.waf import WebAcl
 
 FIVE_MINUTES = 300
 ONE_MINUTE = 60
@@ -44,9 +48,20 @@ API_5XX_PER_5_MINUTES = 5
 # A failed payment retried 5 times with a 180 s visibility timeout reaches the DLQ after
 # 15 minutes; one still waiting after 10 minutes means the consumer is not draining.
 OLDEST_FAILED_MESSAGE_SECONDS = 600
-# SystemErrors is published per table *and* operation: the alarm sums the item
-# operations the functions make (docs/contract.md).
-TABLE_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+# The DynamoDB operations CloudWatch publishes SystemErrors for (dimension Operation); the
+# alarm sums those the functions' roles grant (DescribeTable and other control-plane calls
+# have no SystemErrors metric).
+DATA_OPERATIONS = (
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+    "BatchWriteItem", "TransactGetItems", "TransactWriteItems", "ExecuteStatement",
+    "BatchExecuteStatement", "ExecuteTransaction",
+)  # fmt: skip
+# A scheduled run completes every few minutes; none in this many runs' time means the
+# schedule, the function or its permissions broke (a single late run is not a page).
+MISSED_RUNS_BEFORE_ALARM = 3
+# Blocked requests in five minutes that mean an attack or a broken client, not noise: a
+# legitimate app is never blocked, a scanner is blocked hundreds of times.
+WAF_BLOCKED_PER_5_MINUTES = 100
 HAS_EMAIL = "HasAlarmEmail"
 
 
@@ -59,10 +74,19 @@ class Alarms:
     topic: Topic
     component: str
     alarms: list[Alarm] = field(default_factory=list)
+    # Alarms about the health monitor's own runs: for the on-call person, not for the monitor
+    # (it cannot report its own silence, and they must not block its redrive decisions).
+    about_monitor: list[Alarm] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
+        """Every alarm name of the stack."""
         return [alarm.AlarmName for alarm in self.alarms]
+
+    @property
+    def watched_names(self) -> list[str]:
+        """The alarms the health monitor reads (all but those about itself)."""
+        return [alarm.AlarmName for alarm in self.alarms if alarm not in self.about_monitor]
 
     def add(self, logical_id: str, base_name: str, description: str, **props) -> Alarm:
         """An alarm named `<base>-<suffix>` that notifies the topic on ALARM and on OK."""
@@ -148,11 +172,12 @@ def add_alarm_topic(
                             StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))
                         ),
                     ),
+                    # Every action: a list of some would leave the rest open to plain HTTP.
                     Statement(
                         Sid="DenyInsecureTransport",
                         Effect=Deny,
                         Principal=AWSPrincipal("*"),
-                        Action=[sns.Publish],
+                        Action=[sns.Action("*")],
                         Resource=[topic.ref()],
                         Condition=Condition(Bool("aws:SecureTransport", "false")),
                     ),
@@ -241,8 +266,31 @@ def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
     return made
 
 
-def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
-    """Read and write throttles and DynamoDB-side errors of the table."""
+def table_operations(table: Table, functions: Sequence[LambdaFunction]) -> list[str]:
+    """The DynamoDB data operations any function's role may call on `table` or its indexes."""
+    granted: set[str] = set()
+    for fn in functions:
+        for statement in fn.statements:
+            if not any(refers_to(resource, table) for resource in statement.Resource):
+                continue
+            for action in statement.Action:
+                service, _, operation = str(action.JSONrepr()).partition(":")
+                if service == "dynamodb" and operation in DATA_OPERATIONS:
+                    granted.add(operation)
+    return [operation for operation in DATA_OPERATIONS if operation in granted]
+
+
+def refers_to(value, resource) -> bool:
+    """Whether a policy Resource entry names `resource` (by GetAtt, Ref or inside a Sub)."""
+    text = json.dumps(value.to_dict() if hasattr(value, "to_dict") else value, default=str)
+    return f'"{resource.title}"' in text or "${" + resource.title + "." in text
+
+
+def add_table_alarms(
+    alarms: Alarms, table: Table, functions: Sequence[LambdaFunction]
+) -> list[Alarm]:
+    """Read and write throttles of the table and of each of its global secondary indexes,
+    and DynamoDB-side errors of every operation the functions make on it."""
     made = [
         alarms.add_any_in_five_minutes(
             f"Table{metric}Alarm",
@@ -271,7 +319,7 @@ def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
             ),
             ReturnData=False,
         )
-        for index, operation in enumerate(TABLE_OPERATIONS)
+        for index, operation in enumerate(table_operations(table, functions))
     ]
     made.append(
         alarms.add(
@@ -287,24 +335,129 @@ def add_table_alarms(alarms: Alarms, table: Table) -> list[Alarm]:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
     )
+    # DynamoDB publishes an index's throttling under GlobalSecondaryIndexName only.
+    for index in getattr(table, "GlobalSecondaryIndexes", []):
+        name = index.IndexName
+        per_metric = [
+            MetricDataQuery(
+                Id=f"{kind.lower()}",
+                MetricStat=MetricStat(
+                    Metric=Metric(
+                        Namespace="AWS/DynamoDB",
+                        MetricName=f"{kind}ThrottleEvents",
+                        Dimensions=dimensions(TableName=table.ref(), GlobalSecondaryIndexName=name),
+                    ),
+                    Period=FIVE_MINUTES,
+                    Stat="Sum",
+                ),
+                ReturnData=False,
+            )
+            for kind in ("Read", "Write")
+        ]
+        made.append(
+            alarms.add(
+                f"TableIndex{logical_name(name)}ThrottlesAlarm",
+                f"platform-table-{name}-throttles",
+                f"read or write throttles on the {name} index of the transactions table",
+                Metrics=[
+                    MetricDataQuery(Id="throttles", Expression="SUM(METRICS())", ReturnData=True),
+                    *per_metric,
+                ],
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+            )
+        )
     return made
+
+
+def logical_name(name: str) -> str:
+    """`pending-by-age` -> `PendingByAge` (for logical IDs)."""
+    return "".join(part.title() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def add_dead_letter_alarm(
+    alarms: Alarms,
+    logical_id: str,
+    base_name: str,
+    queue,
+    description: str,
+    *,
+    about_monitor: bool = False,
+) -> Alarm:
+    """A message waiting in a dead-letter queue."""
+    alarm = alarms.add(
+        logical_id,
+        base_name,
+        description,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=dimensions(QueueName=queue.get_att("QueueName")),
+        Statistic="Maximum",
+        Period=FIVE_MINUTES,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    if about_monitor:
+        alarms.about_monitor.append(alarm)
+    return alarm
+
+
+def add_heartbeat_alarm(alarms: Alarms, fn: LambdaFunction, metric: str, every_minutes: int):
+    """Fires when `fn`'s scheduled runs stop completing: its own `metric` (one per completed
+    run) is missing for MISSED_RUNS_BEFORE_ALARM runs' time. Missing data is breaching here:
+    silence is exactly the failure (a disabled rule, a broken permission, a crashing run)."""
+    alarm = alarms.add(
+        f"{fn.spec.logical_id}HeartbeatAlarm",
+        f"platform-{fn.spec.base_name.removeprefix('payment-')}-runs-stopped",
+        f"{fn.name} completed no scheduled run in {MISSED_RUNS_BEFORE_ALARM * every_minutes} "
+        "minutes (schedule, permission or function broken)",
+        Namespace=fn.environment["POWERTOOLS_METRICS_NAMESPACE"],
+        MetricName=metric,
+        Dimensions=dimensions(service=fn.environment["POWERTOOLS_SERVICE_NAME"]),
+        Statistic="SampleCount",
+        Period=MISSED_RUNS_BEFORE_ALARM * every_minutes * 60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+    )
+    alarms.about_monitor.append(alarm)
+    return alarm
+
+
+def add_waf_alarm(alarms: Alarms, web_acl: WebAcl) -> Alarm:
+    """A spike of requests the web ACL blocked (an attack, or a client that broke)."""
+    return alarms.add(
+        "WafBlockedSpikeAlarm",
+        "platform-waf-blocked-spike",
+        f"WAF blocked {WAF_BLOCKED_PER_5_MINUTES} or more requests in 5 minutes",
+        Namespace="AWS/WAFV2",
+        MetricName="BlockedRequests",
+        Dimensions=waf_dimensions(web_acl),
+        Statistic="Sum",
+        Period=FIVE_MINUTES,
+        EvaluationPeriods=1,
+        Threshold=WAF_BLOCKED_PER_5_MINUTES,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
+def waf_dimensions(web_acl: WebAcl) -> list[MetricDimension]:
+    """A REGIONAL web ACL's metrics: its metric name, the region, `ALL` rules."""
+    return dimensions(WebACL=web_acl.metric_name, Region=Ref("AWS::Region"), Rule="ALL")
 
 
 def add_queue_alarms(alarms: Alarms, queues: QueueWithDlq) -> list[Alarm]:
     """A message in the DLQ, and the work queue not draining."""
     return [
-        alarms.add(
+        add_dead_letter_alarm(
+            alarms,
             "DlqNotEmptyAlarm",
             "platform-dlq-not-empty",
+            queues.dlq,
             "A failed transaction exhausted its retries and waits in the DLQ",
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=dimensions(QueueName=queues.dlq.get_att("QueueName")),
-            Statistic="Maximum",
-            Period=FIVE_MINUTES,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
         ),
         alarms.add(
             "QueueOldestMessageAlarm",

@@ -40,6 +40,7 @@ class Kind(Enum):
     KMS_ALIAS = ("KMS alias", 256)
     # API Gateway names have no documented maximum; 1024 keeps console tables usable.
     API = ("API Gateway name", 1024)
+    WEB_ACL = ("WAF web ACL", 128)  # WebACL Name pattern {1,128}
 
     def __init__(self, label: str, limit: int) -> None:
         self.label = label
@@ -74,6 +75,12 @@ class Naming:
                 f"{len(full) + reserve} characters long; the AWS limit is {kind.limit}"
             )
         return full
+
+    def seed_name(self, name: str, kind: Kind) -> str:
+        """A name a seed gives verbatim, without the suffix (AWS allows duplicates of it)."""
+        if len(name) > kind.limit:
+            raise NamingError(f"the {kind.label} name {name!r} is over the limit of {kind.limit}")
+        return name
 
     def stack(self, base: str) -> str:
         """The CloudFormation stack name (= template file name without `.json`)."""

@@ -6,6 +6,7 @@ from troposphere import Sub, Template
 
 from templates.api import GatewaySpec, LambdaTarget, Route, add_gateway
 from templates.common import add_output, add_parameter, group_parameters, new_template
+from templates.contract import PAYMENT_REQUEST_SCHEMA
 from templates.keys import add_stack_key
 from templates.naming import Naming
 
@@ -17,8 +18,9 @@ FUNCTION_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 def build_payment_api(naming: Naming) -> Template:
     """The whole payment-api stack (seed 000)."""
     t = new_template(
-        f"payment-api-{naming.suffix}: API Gateway REST API (API key, usage plan, CORS, "
-        "logging, prod stage) in front of an existing payment-processor Lambda function"
+        f"{naming.stack(STACK)}: API Gateway REST API payment-api (API key, usage plan, "
+        "request validation, CORS, logging, WAF, prod stage) in front of an existing "
+        "payment-processor Lambda function"
     )
     processor = add_parameter(
         t,
@@ -56,8 +58,14 @@ def build_payment_api(naming: Naming) -> Template:
                     path="/process-payment",
                     method="POST",
                     target=LambdaTarget(arn=function_arn, name=processor.ref()),
+                    # The default backend is the platform's processor: a body that is not a
+                    # payment request never costs an invocation (RequestBodyValidation).
+                    request_schema=PAYMENT_REQUEST_SCHEMA,
                 ),
             ),
+            # Seed 000: the REST API is "payment-api" and the key "mobile-app-key".
+            seed_names=True,
+            relaxable_validation=True,
         ),
         key=key,
     )
@@ -71,6 +79,7 @@ def build_payment_api(naming: Naming) -> Template:
         t,
         [
             ("Backend", [processor]),
+            ("Request protection", gateway.protection_parameters),
             ("Account-wide settings", gateway.parameters),
         ],
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from troposphere import Parameter, Template
 
+from handlers.config import MAX_PAYMENT_AMOUNT_PATTERN, allowed_currencies_pattern
+from handlers.monitoring import SCHEDULED_RUN_METRIC
 from templates.api import GatewaySpec, LambdaTarget, Route, add_gateway
 from templates.common import (
     add_output,
@@ -12,6 +16,7 @@ from templates.common import (
     new_template,
     require_region,
 )
+from templates.contract import PAYMENT_REQUEST_SCHEMA
 from templates.dashboard import add_dashboard, add_runbook_url
 from templates.data import add_transactions_table
 from templates.functions import LambdaFunction, add_queue_trigger
@@ -19,11 +24,15 @@ from templates.keys import add_stack_key
 from templates.monitoring import (
     add_alarm_topic,
     add_api_alarms,
+    add_dead_letter_alarm,
     add_function_alarms,
+    add_heartbeat_alarm,
     add_queue_alarms,
     add_table_alarms,
+    add_waf_alarm,
 )
 from templates.naming import Naming
+from templates.network import add_endpoints, add_network
 from templates.platform_functions import (
     CORS_ORIGIN,
     PROCESSING,
@@ -33,7 +42,7 @@ from templates.platform_functions import (
     add_validation,
     watch_alarms,
 )
-from templates.queues import add_queue_with_dlq
+from templates.queues import add_dead_letter_queue, add_queue_with_dlq
 from templates.schedule import add_schedule
 
 STACK = "payment-platform"
@@ -45,18 +54,6 @@ FAILED_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 MAX_RECEIVE_COUNT = 5
 QUEUE_BATCH_SIZE = 10
 HEALTH_EVERY_MINUTES = 5
-# The API model checks shape and JSON types only (docs/contract.md): its errors never
-# echo a submitted value; every value rule is the function's.
-PAYMENT_REQUEST_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-04/schema#",
-    "title": "PaymentRequest",
-    "type": "object",
-    "required": ["amount", "currency", "paymentToken", "merchantId"],
-    "properties": {
-        name: {"type": "string"}
-        for name in ("amount", "currency", "paymentToken", "merchantId", "description")
-    },
-}
 
 
 def build_payment_platform(naming: Naming) -> Template:
@@ -74,6 +71,8 @@ def build_payment_platform(naming: Naming) -> Template:
         description=f"Encrypts the table, queues, topic and log groups of {naming.stack(STACK)}",
         component="security",
     )
+    network = add_network(t, naming, base_name=STACK, key=key, component="network")
+    settings = dataclasses.replace(settings, network=network)
     table = add_transactions_table(t, naming, key=key, component="data")
     failed = add_queue_with_dlq(
         t,
@@ -90,6 +89,15 @@ def build_payment_platform(naming: Naming) -> Template:
     alarm_email = add_alarm_email(t)
     alarms = add_alarm_topic(t, naming, key=key, email=alarm_email, component="monitoring")
 
+    # Scheduled runs EventBridge could not deliver, and delivered runs that failed every retry.
+    schedule_dlq = add_dead_letter_queue(
+        t,
+        naming,
+        "HealthScheduleDlq",
+        base_name="payment-health-schedule-dlq",
+        key=key,
+        component="functions",
+    )
     validation = add_validation(t, naming, settings=settings, key=key)
     processing = add_processing(t, naming, settings=settings, key=key, table=table, queues=failed)
     add_queue_trigger(
@@ -104,6 +112,7 @@ def build_payment_platform(naming: Naming) -> Template:
         queues=failed,
         topic=alarms.topic,
         processing=processing,
+        dead_letter_queue=schedule_dlq,
     )
     add_schedule(
         t,
@@ -111,6 +120,8 @@ def build_payment_platform(naming: Naming) -> Template:
         health,
         base_name="payment-health-schedule",
         every_minutes=HEALTH_EVERY_MINUTES,
+        dead_letter_queue=schedule_dlq,
+        key=key,
         component="functions",
     )
     gateway = add_gateway(t, naming, gateway_spec(validation, processing, health), key=key)
@@ -119,9 +130,23 @@ def build_payment_platform(naming: Naming) -> Template:
     functions = [validation, processing, health]
     for fn in functions:
         add_function_alarms(alarms, fn)
-    add_table_alarms(alarms, table)
+    add_table_alarms(alarms, table, functions)
     add_queue_alarms(alarms, failed)
+    add_waf_alarm(alarms, gateway.web_acl)
+    add_dead_letter_alarm(
+        alarms,
+        "HealthScheduleDlqNotEmptyAlarm",
+        "platform-health-schedule-dlq-not-empty",
+        schedule_dlq,
+        "A scheduled health run could not be delivered or failed every retry (see the message)",
+        about_monitor=True,
+    )
+    add_heartbeat_alarm(alarms, health, SCHEDULED_RUN_METRIC, HEALTH_EVERY_MINUTES)
     watch_alarms(health, alarms)
+    # Last: the endpoints follow every grant the functions were given.
+    add_endpoints(
+        t, naming, network, [s for fn in functions for s in fn.statements], component="network"
+    )
     runbook_url = add_runbook_url(t)
     add_dashboard(
         t,
@@ -133,6 +158,7 @@ def build_payment_platform(naming: Naming) -> Template:
         queues=failed,
         alarms=alarms,
         runbook_url=runbook_url,
+        web_acl=gateway.web_acl,
         component="monitoring",
     )
 
@@ -155,6 +181,7 @@ def build_payment_platform(naming: Naming) -> Template:
             ("Function code", [settings.code_bucket, settings.code_key]),
             ("Payment rules", [settings.max_payment_amount, settings.allowed_currencies]),
             ("Operations", [alarm_email, settings.health_dry_run, runbook_url]),
+            ("Network and request protection", [network.parameter, *gateway.protection_parameters]),
             ("Account-wide settings", gateway.parameters),
         ],
     )
@@ -225,8 +252,9 @@ def add_settings(t: Template) -> PlatformSettings:
             "MaxPaymentAmount",
             description="Largest amount one payment may carry, in the currency's major unit",
             default="10000.00",
-            allowed_pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
-            constraint="a positive decimal such as 10000.00 (at most two decimals)",
+            allowed_pattern=MAX_PAYMENT_AMOUNT_PATTERN,
+            constraint="a decimal above zero such as 10000.00 (at most two decimals and "
+            "twelve digits before the point)",
             label="Maximum payment amount",
         ),
         allowed_currencies=add_parameter(
@@ -234,8 +262,8 @@ def add_settings(t: Template) -> PlatformSettings:
             "AllowedCurrencies",
             description="Comma-separated ISO 4217 codes the platform accepts",
             default="USD,EUR,GBP,CAD,AUD,JPY,CHF",
-            allowed_pattern=r"^[A-Z]{3}(,[A-Z]{3})*$",
-            constraint="uppercase three-letter codes separated by commas, no spaces",
+            allowed_pattern=allowed_currencies_pattern(),
+            constraint="ISO 4217 currency codes (such as USD) separated by commas, no spaces",
             label="Allowed currencies",
         ),
         health_dry_run=add_parameter(

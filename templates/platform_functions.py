@@ -16,6 +16,7 @@ from troposphere import Parameter, Sub, Template
 from troposphere.awslambda import Code
 from troposphere.dynamodb import Table
 from troposphere.sns import Topic
+from troposphere.sqs import Queue
 
 from templates.data import pending_index_arn
 from templates.functions import FunctionSpec, LambdaFunction, add_function
@@ -23,6 +24,7 @@ from templates.iam import allow
 from templates.keys import StackKey
 from templates.monitoring import Alarms
 from templates.naming import Naming
+from templates.network import Network
 from templates.queues import QueueWithDlq
 
 COMPONENT = "functions"
@@ -85,6 +87,8 @@ class PlatformSettings:
     max_payment_amount: Parameter
     allowed_currencies: Parameter
     health_dry_run: Parameter
+    # The private network the functions run in (None: outside any VPC).
+    network: Network | None = None
 
     @property
     def code(self) -> Code:
@@ -110,7 +114,9 @@ def payment_rules(settings: PlatformSettings) -> dict[str, object]:
     }
 
 
-def _add(t, naming, spec, settings, key, environment: Mapping, statements) -> LambdaFunction:
+def _add(
+    t, naming, spec, settings, key, environment: Mapping, statements, **placement
+) -> LambdaFunction:
     return add_function(
         t,
         naming,
@@ -121,6 +127,8 @@ def _add(t, naming, spec, settings, key, environment: Mapping, statements) -> La
         statements=statements,
         log_retention_days=LOG_RETENTION_DAYS,
         component=COMPONENT,
+        network=settings.network,
+        **placement,
     )
 
 
@@ -196,8 +204,9 @@ def add_health_monitor(
     queues: QueueWithDlq,
     topic: Topic,
     processing: LambdaFunction,
+    dead_letter_queue: Queue,
 ) -> LambdaFunction:
-    """The health monitor.
+    """The health monitor (its scheduled runs that fail every retry end in `dead_letter_queue`).
 
     AWS calls: dynamodb:DescribeTable on the table; dynamodb:GetItem, PutItem, UpdateItem
     on the state item only; dynamodb:Query on the `pending-by-age` index only (stuck
@@ -252,7 +261,16 @@ def add_health_monitor(
         allow([sns.Publish], [topic.ref()], "ReportStateChanges"),
         use_stack_key(key, "UseEncryptedQueuesAndTopic"),
     ]
-    return _add(t, naming, HEALTH, settings, key, environment, statements)
+    return _add(
+        t,
+        naming,
+        HEALTH,
+        settings,
+        key,
+        environment,
+        statements,
+        dead_letter_queue=dead_letter_queue,
+    )
 
 
 def watch_alarms(health: LambdaFunction, alarms: Alarms) -> None:
@@ -261,7 +279,7 @@ def watch_alarms(health: LambdaFunction, alarms: Alarms) -> None:
     By name, not by reference: alarms watch the health function, so a reference back
     would be a dependency cycle.
     """
-    health.environment["ALARM_NAMES"] = ",".join(alarms.names)
+    health.environment["ALARM_NAMES"] = ",".join(alarms.watched_names)
     health.grant(
         allow(
             [cloudwatch.DescribeAlarms],
@@ -270,7 +288,7 @@ def watch_alarms(health: LambdaFunction, alarms: Alarms) -> None:
                     "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
                     + name
                 )
-                for name in alarms.names
+                for name in alarms.watched_names
             ],
             "ReadOwnAlarmStates",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from awacs import sqs
@@ -21,18 +22,6 @@ VISIBILITY_PER_CONSUMER_TIMEOUT = 6
 # original enqueue time, so the DLQ must outlive the source queue's retention.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
-
-# Every action that moves or exposes messages, spelled out (no `sqs:*`, even in a deny).
-INSECURE_TRANSPORT_DENIED = [
-    sqs.SendMessage,
-    sqs.ReceiveMessage,
-    sqs.DeleteMessage,
-    sqs.ChangeMessageVisibility,
-    sqs.GetQueueAttributes,
-    sqs.SetQueueAttributes,
-    sqs.PurgeQueue,
-    sqs.StartMessageMoveTask,
-]
 
 
 @dataclass(frozen=True)
@@ -124,23 +113,56 @@ def add_queue_with_dlq(
     return pair
 
 
-def add_tls_only_policy(t: Template, logical_id: str, queues: list[Queue]) -> QueuePolicy:
-    """Refuse every request to the queues that does not arrive over TLS."""
+def add_tls_only_policy(
+    t: Template, logical_id: str, queues: list[Queue], allowed: Sequence[Statement] = ()
+) -> QueuePolicy:
+    """Refuse every request to the queues that does not arrive over TLS (every action:
+    a list of some would leave the rest open), besides the `allowed` statements."""
     return t.add_resource(
         QueuePolicy(
             logical_id,
             Queues=[q.ref() for q in queues],
             PolicyDocument=policy(
                 [
+                    *allowed,
                     Statement(
                         Sid="DenyInsecureTransport",
                         Effect=Deny,
                         Principal=AWSPrincipal("*"),
-                        Action=INSECURE_TRANSPORT_DENIED,
+                        Action=[sqs.Action("*")],
                         Resource=[q.get_att("Arn") for q in queues],
                         Condition=Condition(Bool("aws:SecureTransport", "false")),
-                    )
+                    ),
                 ]
             ),
         )
     )
+
+
+def add_dead_letter_queue(
+    t: Template,
+    naming: Naming,
+    logical_id: str,
+    *,
+    base_name: str,
+    key: StackKey,
+    component: str,
+) -> Queue:
+    """`<base>-<suffix>`: where events that could not be delivered or processed end, kept
+    14 days; the end of the line (nothing consumes it but an operator).
+
+    Its TLS-only policy is added by what sends to it (`schedule.add_schedule`), since that
+    policy also names the sender.
+    """
+    queue = t.add_resource(
+        Queue(
+            logical_id,
+            QueueName=naming.name(base_name, Kind.QUEUE),
+            KmsMasterKeyId=key.arn,
+            MessageRetentionPeriod=DLQ_RETENTION_SECONDS,
+            Tags=naming.tags(component),
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+    return queue

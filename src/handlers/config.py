@@ -22,6 +22,18 @@ _QUEUE_URL = re.compile(r"https://\S+/[0-9]{12}/[A-Za-z0-9_-]{1,80}")
 _ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:\S+")
 
 
+# The console constraints of MAX_PAYMENT_AMOUNT and ALLOWED_CURRENCIES (templates/ builds the
+# parameters from them): every value they accept, load_api accepts. A positive decimal with at
+# most two decimals and twelve integer digits; a comma-separated list of known ISO 4217 codes.
+MAX_PAYMENT_AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))$"
+
+
+def allowed_currencies_pattern() -> str:
+    """The AllowedPattern of ALLOWED_CURRENCIES: only codes `load_api` knows."""
+    codes = "|".join(sorted(ISO_4217_MINOR_UNITS))
+    return rf"^(?:{codes})(?:,(?:{codes}))*$"
+
+
 class ConfigError(RuntimeError):
     """The function's environment is missing a variable or has an invalid value."""
 

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handlers import api
 from handlers.config import HealthConfig, load_health
 from handlers.lazy import Lazy
+from handlers.monitoring import SCHEDULED_RUN_METRIC
 from handlers.monitoring.checks import Clients, HealthReport, Status, check_health
 from handlers.monitoring.recovery import (
     HealthStateStore,
@@ -128,6 +129,7 @@ def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
     metrics.add_metric(
         name="StuckPaymentsRequeued", unit=MetricUnit.Count, value=requeued["requeued"]
     )
+    metrics.add_metric(name=SCHEDULED_RUN_METRIC, unit=MetricUnit.Count, value=1)
     result = {
         "status": report.status.value,
         "dryRun": config.dry_run,

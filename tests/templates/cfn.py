@@ -87,6 +87,32 @@ def policy_documents(template: dict) -> Iterator[tuple[str, dict]]:
             yield logical_id, policy["PolicyDocument"]
 
 
+def role_policies(template: dict, role_id: str) -> list[dict]:
+    """Every policy document that applies to a role: its inline policies, and the
+    customer-managed policies of this template attached to it (through its
+    ManagedPolicyArns, conditional ones included, or the policy's own Roles)."""
+    role = template["Resources"][role_id]
+    documents = [policy["PolicyDocument"] for policy in props(role).get("Policies", [])]
+    managed = resources(template, "AWS::IAM::ManagedPolicy")
+    attached = {
+        item["Ref"]
+        for _, item in walk(props(role).get("ManagedPolicyArns", []))
+        if isinstance(item, dict) and item.get("Ref") in managed
+    }
+    attached |= {
+        policy_id
+        for policy_id, policy in managed.items()
+        if {"Ref": role_id} in props(policy).get("Roles", [])
+    }
+    documents += [props(managed[policy_id])["PolicyDocument"] for policy_id in sorted(attached)]
+    return documents
+
+
+def role_statements(template: dict, role_id: str) -> list[dict]:
+    """The statements of every policy that applies to a role."""
+    return [s for document in role_policies(template, role_id) for s in statements(document)]
+
+
 def statements(document: dict) -> list[dict]:
     """The statements of a policy document as a list."""
     found = document["Statement"]

@@ -33,10 +33,22 @@ def dead_letter_queues(template: dict) -> set[str]:
     }
 
 
+def event_dead_letter_queues(template: dict) -> set[str]:
+    """Queues that are the end of the line for events: an EventBridge target's or a
+    function's DeadLetterConfig (undeliverable or failed asynchronous invocations)."""
+    found = set()
+    for rule in resources(template, "AWS::Events::Rule").values():
+        for rule_target in props(rule).get("Targets", []):
+            found.add(target(rule_target.get("DeadLetterConfig", {}).get("Arn")))
+    for fn in resources(template, "AWS::Lambda::Function").values():
+        found.add(target(props(fn).get("DeadLetterConfig", {}).get("TargetArn")))
+    return found - {None}
+
+
 def queues_without_dlq(template: dict) -> list[str]:
     """Every queue that is not itself a DLQ redrives to a queue of this template."""
     queues = resources(template, "AWS::SQS::Queue")
-    dlqs = dead_letter_queues(template)
+    dlqs = dead_letter_queues(template) | event_dead_letter_queues(template)
     problems = []
     for logical_id, queue in queues.items():
         if logical_id in dlqs:
@@ -204,3 +216,26 @@ def resources_without_environment_tag(template: dict, suffix: str) -> list[str]:
         for logical_id, resource in resources(template).items()
         if supports_tags(resource["Type"]) and tag_value(resource, "Environment") != suffix
     ]
+
+
+def schedules_that_can_fail_silently(template: dict) -> list[str]:
+    """Every EventBridge target retries for a bounded time and keeps what it could not
+    deliver in a queue of this stack, and a function it invokes (asynchronously) keeps the
+    runs that failed every retry in one too."""
+    queues = resources(template, "AWS::SQS::Queue")
+    functions = resources(template, "AWS::Lambda::Function")
+    problems = []
+    for rule_id, rule in resources(template, "AWS::Events::Rule").items():
+        for rule_target in props(rule).get("Targets", []):
+            name = f"{rule_id}/{rule_target['Id']}"
+            if target(rule_target.get("DeadLetterConfig", {}).get("Arn")) not in queues:
+                problems.append(f"{name}: no dead-letter queue of this stack")
+            retry = rule_target.get("RetryPolicy", {})
+            if not retry.get("MaximumEventAgeInSeconds") or "MaximumRetryAttempts" not in retry:
+                problems.append(f"{name}: retry policy left to the default (24 h, 185 tries)")
+            fn_id = target(rule_target["Arn"])
+            if fn_id in functions:
+                dead_letters = props(functions[fn_id]).get("DeadLetterConfig", {})
+                if target(dead_letters.get("TargetArn")) not in queues:
+                    problems.append(f"{name}: {fn_id} keeps no failed asynchronous run")
+    return problems

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from templates.api import ACCESS_LOG_FORMAT
-from tests.templates.cfn import one, props, refs_to, resources, walk
+from tests.templates.cfn import one, props, refs_to, resources, role_statements, walk
 
 ORIGIN = "https://app.example.com"
 
@@ -32,7 +32,7 @@ def method(template, http_method, path_part):
 @pytest.mark.requirement("S000-REST-API", "S000-REGIONAL")
 def test_rest_api_is_named_described_and_regional(payment_api):
     _, api = one(payment_api, "AWS::ApiGateway::RestApi")
-    assert props(api)["Name"] == "payment-api-qa"
+    assert props(api)["Name"] == "payment-api"  # the seed's name, verbatim
     assert len(props(api)["Description"]) > 20
     assert props(api)["EndpointConfiguration"]["Types"] == ["REGIONAL"]
 
@@ -68,7 +68,7 @@ def test_existing_function_name_is_a_parameter_defaulting_to_payment_processor(p
 @pytest.mark.requirement("S000-API-KEY")
 def test_api_key_is_named_and_described(payment_api):
     _, key = one(payment_api, "AWS::ApiGateway::ApiKey")
-    assert props(key)["Name"] == "mobile-app-key-qa"
+    assert props(key)["Name"] == "mobile-app-key"  # the seed's name, verbatim
     assert props(key)["Enabled"] is True
     assert "mobile app" in props(key)["Description"]
 
@@ -189,9 +189,18 @@ def test_access_log_records_who_when_what_and_outcome_never_a_body_or_key_value(
         "$context.responseLatency",
     ):
         assert needed in values
+    # Why a request failed: API Gateway's own error and the integration's.
+    for needed in (
+        "$context.error.message",
+        "$context.error.responseType",
+        "$context.integrationErrorMessage",
+    ):
+        assert needed in values, needed
     assert not any("body" in v.lower() for v in values)
     assert "$context.identity.apiKey" not in values  # the key's value
     assert "$context.path" not in values  # a card number typed into a URL would be logged
+    # validationErrorString names the failing JSON path and can quote the submitted value.
+    assert "$context.error.validationErrorString" not in values
     group_id, _ = next(
         (i, r)
         for i, r in resources(payment_api, "AWS::Logs::LogGroup").items()
@@ -202,8 +211,9 @@ def test_access_log_records_who_when_what_and_outcome_never_a_body_or_key_value(
 
 @pytest.mark.requirement("S000-LOG-RETENTION")
 def test_every_log_group_is_kept_exactly_seven_days(payment_api):
+    """Access, execution and WAF logs."""
     groups = resources(payment_api, "AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 3
     assert {props(g)["RetentionInDays"] for g in groups.values()} == {7}
 
 
@@ -236,18 +246,14 @@ def test_cloudwatch_role_is_least_privilege_and_owned_by_one_stack(payment_api):
             "Principal": {"Service": ["apigateway.amazonaws.com"]},
         }
     ]
-    assert "ManagedPolicyArns" not in props(role)
-    actions = {
-        a
-        for p in props(role)["Policies"]
-        for s in p["PolicyDocument"]["Statement"]
-        for a in s["Action"]
-    }
+    actions = {a for s in role_statements(payment_api, role_id) for a in s["Action"]}
     assert actions == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "logs:DescribeLogStreams",
         "logs:DescribeLogGroups",
+        # only /aws/apigateway/welcome: tests/templates/test_security.py
+        "logs:CreateLogGroup",
     }
     # The stage waits for the account setting when this stack owns it.
     _, stage = one(payment_api, "AWS::ApiGateway::Stage")
@@ -256,8 +262,8 @@ def test_cloudwatch_role_is_least_privilege_and_owned_by_one_stack(payment_api):
     assert refs_to(handle["Metadata"], account_id)
 
 
-def _deployment_id(naming, change=None) -> str:
-    """The payment-api deployment's logical ID, its gateway spec changed by `change`."""
+def _deployment_id(naming, change=None) -> tuple[str, ...]:
+    """The payment-api deployments' logical IDs, its gateway spec changed by `change`."""
     import dataclasses
 
     from templates import payment_api as module
@@ -273,8 +279,7 @@ def _deployment_id(naming, change=None) -> str:
         template = module.build_payment_api(naming).to_dict()
     finally:
         module.add_gateway = original
-    (found,) = [i for i in template["Resources"] if i.startswith("ApiDeployment")]
-    return found
+    return tuple(sorted(i for i in template["Resources"] if i.startswith("ApiDeployment")))
 
 
 def test_deployment_redeploys_when_a_method_changes(naming):
@@ -318,13 +323,16 @@ DEFINITION_TYPES = (
 def test_deployment_refers_to_every_definition_resource_and_sets_no_stage(stack):
     """Gateway responses, models and validators are deployed too: the snapshot waits for all."""
     _, template = stack
-    deployment_id, deployment = one(template, "AWS::ApiGateway::Deployment")
-    assert "StageName" not in props(deployment)
-    for type_name in DEFINITION_TYPES:
-        for logical_id in resources(template, type_name):
-            assert refs_to(props(deployment)["Description"], logical_id), logical_id
+    deployments = resources(template, "AWS::ApiGateway::Deployment")
+    assert deployments
+    for deployment in deployments.values():
+        assert "StageName" not in props(deployment)
+        for type_name in DEFINITION_TYPES:
+            for logical_id in resources(template, type_name):
+                assert refs_to(props(deployment)["Description"], logical_id), logical_id
     _, stage = one(template, "AWS::ApiGateway::Stage")
-    assert props(stage)["DeploymentId"] == {"Ref": deployment_id}
+    for deployment_id in deployments:
+        assert refs_to(props(stage)["DeploymentId"], deployment_id)
 
 
 @pytest.mark.requirement("S000-FILE-LAYOUT")
@@ -370,7 +378,7 @@ def test_parameters_are_console_ready(payment_api):
     assert grouped == set(payment_api["Parameters"])
     for name, parameter in payment_api["Parameters"].items():
         assert len(parameter["Description"]) > 20, name
-        assert "AllowedPattern" in parameter or "AllowedValues" in parameter, name
+        assert {"AllowedPattern", "AllowedValues", "MinValue"} & set(parameter), name
         assert name in interface["ParameterLabels"], name
 
 

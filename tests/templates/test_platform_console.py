@@ -17,7 +17,9 @@ def platform(all_templates) -> dict:
 def test_every_parameter_is_described_and_constrained(platform):
     for name, parameter in platform["Parameters"].items():
         assert len(parameter["Description"]) >= 20, name
-        if "AllowedValues" not in parameter:
+        if parameter["Type"] == "Number":
+            assert {"MinValue", "MaxValue", "ConstraintDescription"} <= set(parameter), name
+        elif "AllowedValues" not in parameter:
             assert parameter["AllowedPattern"].startswith("^"), name
             assert parameter["ConstraintDescription"], name
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.templates.cfn import as_list, one, props, resources, statements
+from tests.templates.cfn import as_list, one, props, resources, role_statements
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 # Contract section heading -> the functions (by POWERTOOLS_SERVICE_NAME) it applies to.
@@ -116,10 +116,31 @@ def test_health_environment_values(platform, functions):
     assert dry_run["AllowedValues"] == ["true", "false"]
 
 
-def test_alarm_names_are_every_alarm_of_the_stack(platform, functions):
+def _about_the_monitor(platform: dict, functions: dict, alarm: dict) -> bool:
+    """An alarm on the health monitor's own runs: its EMF metrics, or its dead-letter queue."""
+    variables = functions["health"]["Environment"]["Variables"]
+    dead_letters = functions["health"].get("DeadLetterConfig", {}).get("TargetArn", {})
+    p = props(alarm)
+    own_metric = p.get("Namespace") == variables["POWERTOOLS_METRICS_NAMESPACE"] and {
+        "Name": "service",
+        "Value": variables["POWERTOOLS_SERVICE_NAME"],
+    } in p.get("Dimensions", [])
+    dlq = dead_letters.get("Fn::GetAtt", [None])[0]
+    own_dlq = dlq is not None and {
+        "Name": "QueueName",
+        "Value": {"Fn::GetAtt": [dlq, "QueueName"]},
+    } in p.get("Dimensions", [])
+    return (own_metric and p.get("MetricName") != "ServerError") or own_dlq
+
+
+def test_alarm_names_are_every_alarm_but_those_about_the_monitor_itself(platform, functions):
+    """The monitor reads every alarm of the stack except the ones about its own runs (it
+    cannot report its own silence, and they must not block its redrive decisions)."""
     listed = functions["health"]["Environment"]["Variables"]["ALARM_NAMES"].split(",")
     alarms = resources(platform, "AWS::CloudWatch::Alarm").values()
-    assert sorted(listed) == sorted(props(a)["AlarmName"] for a in alarms)
+    assert sorted(listed) == sorted(
+        props(a)["AlarmName"] for a in alarms if not _about_the_monitor(platform, functions, a)
+    )
 
 
 def test_processing_function_name(functions, naming):
@@ -212,7 +233,8 @@ def _resource_label(value) -> str:
     if isinstance(value, dict) and "Ref" in value:
         return value["Ref"]
     if isinstance(value, dict) and "Fn::Sub" in value:
-        text = value["Fn::Sub"]
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else sub
         match = re.fullmatch(
             r"arn:\$\{AWS::Partition\}:cloudwatch:\$\{AWS::Region\}:"
             r"\$\{AWS::AccountId\}:alarm:(.+)",
@@ -223,24 +245,46 @@ def _resource_label(value) -> str:
         match = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/([\w.-]+)", text)
         if match:
             return f"{match.group(1)}/index/{match.group(2)}"
+        # The function's network interfaces, in this stack's subnets and security group.
+        match = re.fullmatch(
+            r"arn:\$\{AWS::Partition\}:ec2:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+            r"(network-interface/\*|(subnet|security-group)/\$\{Name\})",
+            text,
+        )
+        if match:
+            name = variables.get("Name", {}).get("Ref", "")
+            return match.group(1).replace("${Name}", name)
     raise AssertionError(f"unexpected resource form {value}")
 
 
 def granted(platform: dict, role_id: str) -> set[tuple[str, str]]:
-    """(action, resource) pairs one role's policies allow."""
-    role = platform["Resources"][role_id]
+    """(action, resource) pairs one role's policies allow (its own and attached ones)."""
     pairs = set()
-    for policy in props(role)["Policies"]:
-        for statement in statements(policy["PolicyDocument"]):
-            assert statement["Effect"] == "Allow"
-            for action in as_list(statement["Action"]):
-                for resource in as_list(statement["Resource"]):
-                    pairs.add((action, _resource_label(resource)))
+    for statement in role_statements(platform, role_id):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                pairs.add((action, _resource_label(resource)))
     return pairs
 
 
+# docs/contract.md: in the VPC, Lambda manages each function's network interfaces with its
+# role, in the stack's own subnets and security group only.
+NETWORK_INTERFACES = {
+    ("ec2:CreateNetworkInterface", "network-interface/*"),
+    ("ec2:CreateNetworkInterface", "subnet/PrivateSubnet1"),
+    ("ec2:CreateNetworkInterface", "subnet/PrivateSubnet2"),
+    ("ec2:CreateNetworkInterface", "security-group/FunctionsSecurityGroup"),
+    ("ec2:DeleteNetworkInterface", "network-interface/*"),
+    ("ec2:AssignPrivateIpAddresses", "network-interface/*"),
+    ("ec2:UnassignPrivateIpAddresses", "network-interface/*"),
+    ("ec2:DescribeNetworkInterfaces", "*"),
+    ("ec2:DescribeSubnets", "*"),
+}
+
+
 def baseline(service_log_group: str) -> set[tuple[str, str]]:
-    return {
+    return NETWORK_INTERFACES | {
         ("logs:CreateLogStream", service_log_group),
         ("logs:PutLogEvents", service_log_group),
         ("xray:PutTraceSegments", "*"),
@@ -279,10 +323,11 @@ def test_processing_role_is_exactly_the_contract(platform):
 
 
 @pytest.mark.requirement("S001-FUNCTION-PERMISSIONS", "S001-HEALTH-FUNCTION")
-def test_health_role_is_exactly_the_contract(platform):
+def test_health_role_is_exactly_the_contract(platform, functions):
+    # DescribeAlarms on exactly the alarms the monitor reads (ALARM_NAMES).
     alarms = {
-        ("cloudwatch:DescribeAlarms", "alarm:" + props(a)["AlarmName"])
-        for a in resources(platform, "AWS::CloudWatch::Alarm").values()
+        ("cloudwatch:DescribeAlarms", "alarm:" + name)
+        for name in functions["health"]["Environment"]["Variables"]["ALARM_NAMES"].split(",")
     }
     expected = (
         baseline("HealthLogGroup")
@@ -300,6 +345,8 @@ def test_health_role_is_exactly_the_contract(platform):
             ("sqs:ReceiveMessage", "FailedTransactionsQueueDlq"),
             ("sqs:DeleteMessage", "FailedTransactionsQueueDlq"),
             ("sqs:SendMessage", "FailedTransactionsQueue"),
+            # Lambda's own delivery of a scheduled run that failed every retry.
+            ("sqs:SendMessage", "HealthScheduleDlq"),
             ("cloudwatch:GetMetricData", "*"),
             ("sns:Publish", "AlarmTopic"),
             ("kms:GenerateDataKey", "StackKey"),
@@ -310,10 +357,9 @@ def test_health_role_is_exactly_the_contract(platform):
 
 
 def test_health_reads_and_writes_only_its_state_item(platform):
-    role = platform["Resources"][role_of(platform, "health")]
     item_statements = [
         s
-        for s in statements(props(role)["Policies"][0]["PolicyDocument"])
+        for s in role_statements(platform, role_of(platform, "health"))
         if "dynamodb:PutItem" in as_list(s["Action"])
     ]
     assert len(item_statements) == 1

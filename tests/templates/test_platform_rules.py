@@ -50,6 +50,7 @@ PLATFORM_RULES = [
     rules.functions_without_own_role,
     rules.queue_consumers_misfit,
     rules.alarms_not_notifying,
+    rules.schedules_that_can_fail_silently,
 ]
 
 
@@ -133,3 +134,13 @@ def test_an_alarm_without_ok_action_fails(platform):
     alarm_id, alarm = sorted(resources(changed, "AWS::CloudWatch::Alarm").items())[0]
     props(alarm).pop("OKActions")
     assert rules.alarms_not_notifying(changed) == [f"{alarm_id}: OKActions is not the alarm topic"]
+
+
+def test_a_schedule_without_dead_letters_or_retry_policy_fails(platform):
+    changed = copy.deepcopy(platform)
+    rule = next(iter(resources(changed, "AWS::Events::Rule").values()))
+    (rule_target,) = props(rule)["Targets"]
+    rule_target.pop("DeadLetterConfig")
+    rule_target.pop("RetryPolicy")
+    props(changed["Resources"][rule_target["Arn"]["Fn::GetAtt"][0]]).pop("DeadLetterConfig")
+    assert len(rules.schedules_that_can_fail_silently(changed)) == 3

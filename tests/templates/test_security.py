@@ -10,9 +10,11 @@ from templates.naming import Naming
 from templates.registry import build_templates
 from tests.templates.cfn import (
     as_list,
+    one,
     policy_documents,
     props,
     resources,
+    role_statements,
     statements,
     strings,
     supports_tags,
@@ -24,7 +26,11 @@ STAR_RESOURCE_ACTIONS = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "cloudwatch:GetMetricData",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
 }
+# The one log group API Gateway creates itself, to verify the account's logging role.
+WELCOME_LOG_GROUP = "/aws/apigateway/welcome"
 REGION = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)-(?:gov-)?[a-z]+-\d\b")
 ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
@@ -34,13 +40,57 @@ ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
     "PCI.DSS.321-IAMPolicyNoStatementsWithAdminAccess",
     "PCI.DSS.321-IAMPolicyNoStatementsWithFullAccess",
 )
-def test_no_wildcard_actions(stack):
+def test_no_wildcard_actions_except_in_a_deny(stack):
+    """A Deny may name every action (that is what makes a TLS-only policy whole)."""
     _, template = stack
     for logical_id, document in policy_documents(template):
         for statement in statements(document):
+            if statement["Effect"] == "Deny":
+                continue
             for action in as_list(statement.get("Action", [])):
                 assert action != "*", f"{logical_id}: Action *"
                 assert not re.fullmatch(r"[a-z0-9-]+:\*", action), f"{logical_id}: {action}"
+
+
+def test_queue_and_topic_policies_deny_every_action_without_tls(stack):
+    """Not a list of some actions: `sqs:*` / `sns:*` whenever aws:SecureTransport is false,
+    for every queue and topic of the stack."""
+    _, template = stack
+    for policy_type, target_key, resource_type, service in (
+        ("AWS::SQS::QueuePolicy", "Queues", "AWS::SQS::Queue", "sqs"),
+        ("AWS::SNS::TopicPolicy", "Topics", "AWS::SNS::Topic", "sns"),
+    ):
+        covered = set()
+        for logical_id, policy in resources(template, policy_type).items():
+            denies = [
+                s
+                for s in statements(props(policy)["PolicyDocument"])
+                if s["Effect"] == "Deny"
+                and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            ]
+            assert denies, logical_id
+            for deny in denies:
+                assert as_list(deny["Action"]) == [f"{service}:*"], (logical_id, deny["Action"])
+                assert deny["Principal"] in ({"AWS": "*"}, "*"), logical_id
+            covered |= {v["Ref"] for v in props(policy)[target_key]}
+        assert covered == set(resources(template, resource_type)), policy_type
+
+
+@pytest.mark.requirement("S001-LEAST-PRIVILEGE", "PCI.DSS.321-IAMNoInlinePolicy")
+def test_no_role_has_an_inline_policy(stack):
+    """Permissions are customer-managed policies an auditor can list and diff (PCI DSS
+    7.1.2, NIST AC-6), one of its own per role."""
+    _, template = stack
+    managed = resources(template, "AWS::IAM::ManagedPolicy")
+    for logical_id, role in resources(template, "AWS::IAM::Role").items():
+        assert "Policies" not in props(role), logical_id
+        own = [
+            arn["Ref"]
+            for arn in props(role)["ManagedPolicyArns"]
+            if isinstance(arn, dict) and arn.get("Ref") in managed
+        ]
+        assert len(own) == 1, (logical_id, own)
+        assert managed[own[0]].get("Condition") == role.get("Condition"), logical_id
 
 
 @pytest.mark.requirement("S001-LEAST-PRIVILEGE")
@@ -60,12 +110,29 @@ def test_star_resource_only_where_aws_allows_nothing_narrower(stack):
 
 
 @pytest.mark.requirement("S001-FUNCTION-LOGS")
-def test_no_role_may_create_log_groups(stack):
-    """Every log group is pre-created with a retention; none may reappear after delete."""
+def test_no_role_may_create_any_log_group_but_api_gateways_welcome_group(stack):
+    """Every log group is pre-created with a retention; none may reappear after delete. The
+    one exception: API Gateway verifies the account's logging role by writing to
+    /aws/apigateway/welcome, creating it when missing (a fresh account or region), so the
+    account logging role may create that one group (its name, or its streams) and no other."""
     _, template = stack
-    for logical_id, document in policy_documents(template):
-        for statement in statements(document):
-            assert "logs:CreateLogGroup" not in as_list(statement.get("Action", [])), logical_id
+    welcome_arn = (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        + WELCOME_LOG_GROUP
+    )
+    account_role = props(one(template, "AWS::ApiGateway::Account")[1])["CloudWatchRoleArn"]
+    granted_to = set()
+    for role_id in resources(template, "AWS::IAM::Role"):
+        for statement in role_statements(template, role_id):
+            if "logs:CreateLogGroup" not in as_list(statement["Action"]):
+                continue
+            granted_to.add(role_id)
+            for resource in as_list(statement["Resource"]):
+                assert resource in (
+                    {"Fn::Sub": welcome_arn},
+                    {"Fn::Sub": welcome_arn + ":*"},
+                ), (role_id, resource)
+    assert granted_to == {account_role["Fn::GetAtt"][0]}
 
 
 @pytest.mark.requirement("S001-DESTROYABLE", "S001-NO-DELETION-PROTECTION")
@@ -114,6 +181,14 @@ def test_every_key_rotates(stack):
     _, template = stack
     for logical_id, resource in resources(template, "AWS::KMS::Key").items():
         assert props(resource)["EnableKeyRotation"] is True, logical_id
+
+
+def test_every_key_can_be_recovered_for_as_long_as_kms_allows(stack):
+    """A deleted table's PITR backup lives 35 days, encrypted with the stack key: the key's
+    deletion window is the longest KMS allows (30 days), the time left to cancel and restore."""
+    _, template = stack
+    for logical_id, resource in resources(template, "AWS::KMS::Key").items():
+        assert props(resource)["PendingWindowInDays"] == 30, logical_id
 
 
 def test_logical_ids_never_carry_the_suffix():
