@@ -13,6 +13,7 @@ under one condition, and the functions' VpcConfig is an `Fn::If`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from awacs.aws import (
 )
 from troposphere import (
     AWSHelperFn,
-    Cidr,
     Equals,
     GetAZs,
     If,
@@ -65,7 +65,7 @@ CONDITION = "FunctionsInVpc"
 # (one per subnet and security group) and one ENI per interface endpoint.
 VPC_CIDR = "10.0.0.0/24"
 SUBNET_COUNT = 2
-SUBNET_HOST_BITS = 6
+SUBNET_PREFIX = 26
 HTTPS = 443
 FLOW_LOG_RETENTION_DAYS = 7
 # The endpoint that serves each IAM service prefix the functions' roles use.
@@ -185,6 +185,8 @@ def add_network(
     route_table = t.add_resource(
         _on(RouteTable("PrivateRouteTable", VpcId=vpc.ref(), Tags=tags))
     )
+    # Literal blocks of the literal VPC range (readable in the template and the console).
+    subnet_cidrs = list(ipaddress.ip_network(VPC_CIDR).subnets(new_prefix=SUBNET_PREFIX))
     subnets = []
     for index in range(SUBNET_COUNT):
         subnet = t.add_resource(
@@ -193,9 +195,7 @@ def add_network(
                     f"PrivateSubnet{index + 1}",
                     VpcId=vpc.ref(),
                     AvailabilityZone=Select(index, GetAZs("")),
-                    CidrBlock=Select(
-                        index, Cidr(vpc.get_att("CidrBlock"), SUBNET_COUNT, SUBNET_HOST_BITS)
-                    ),
+                    CidrBlock=str(subnet_cidrs[index]),
                     MapPublicIpOnLaunch=False,
                     Tags=tags,
                 )
@@ -287,33 +287,25 @@ def _add_security_groups(t: Template, vpc: VPC, tags) -> tuple[SecurityGroup, Se
         )
     )
     # Separate rule resources: the two groups name each other.
-    t.add_resource(
-        _on(
-            SecurityGroupEgress(
-                "FunctionsToEndpoints",
-                GroupId=functions_group.ref(),
-                DestinationSecurityGroupId=endpoints_group.ref(),
-                IpProtocol="tcp",
-                FromPort=HTTPS,
-                ToPort=HTTPS,
-                Description="HTTPS to the VPC interface endpoints",
-            )
-        )
-    )
-    t.add_resource(
-        _on(
-            SecurityGroupIngress(
-                "EndpointsFromFunctions",
-                GroupId=endpoints_group.ref(),
-                SourceSecurityGroupId=functions_group.ref(),
-                IpProtocol="tcp",
-                FromPort=HTTPS,
-                ToPort=HTTPS,
-                Description="HTTPS from the platform functions",
-            )
-        )
-    )
+    _https_rule(
+        t, SecurityGroupEgress, "FunctionsToEndpoints", functions_group,
+        DestinationSecurityGroupId=endpoints_group.ref(),
+        Description="HTTPS to the VPC interface endpoints",
+    )  # fmt: skip
+    _https_rule(
+        t, SecurityGroupIngress, "EndpointsFromFunctions", endpoints_group,
+        SourceSecurityGroupId=functions_group.ref(),
+        Description="HTTPS from the platform functions",
+    )  # fmt: skip
     return functions_group, endpoints_group
+
+
+def _https_rule(t: Template, kind, logical_id: str, group: SecurityGroup, **peer):
+    """One TCP 443 rule of `group` towards or from a peer group."""
+    rule = kind(
+        logical_id, GroupId=group.ref(), IpProtocol="tcp", FromPort=HTTPS, ToPort=HTTPS, **peer
+    )
+    return t.add_resource(_on(rule))
 
 
 def _interface_statements(subnets: Sequence[Subnet], group: SecurityGroup) -> list[Statement]:
