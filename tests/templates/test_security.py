@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from templates.naming import Naming
+from templates.naming import Naming, NamingError
 from templates.registry import build_templates
 from tests.templates.cfn import (
     as_list,
@@ -198,3 +199,44 @@ def test_logical_ids_never_carry_the_suffix():
         assert name_one.replace("zq1", "zq2") == name_other
         assert set(t_one["Resources"]) == set(t_other["Resources"])
         assert not any("zq1" in logical_id.lower() for logical_id in t_one["Resources"])
+
+
+# The longest suffix every name still fits with (one more character is refused).
+LONGEST_SUFFIX = 33
+MANAGED_POLICY_LIMIT = 6_144  # IAM: characters of a managed policy, whitespace excluded
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "1" * 12}
+ARN_BOUND = 100  # longer than any ARN of this stack's resources (log group ARNs included)
+
+
+def _resolved(value):
+    """A policy value with pseudo parameters filled in and every reference as a long ARN."""
+    if isinstance(value, list):
+        return [_resolved(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else sub
+
+        def fill(match):
+            name = match.group(1)
+            if name in variables:
+                return str(_resolved(variables[name]))
+            return PSEUDO.get(name, "x" * ARN_BOUND)
+
+        return re.sub(r"\$\{([^}!]+)\}", fill, text)
+    if "Ref" in value or "Fn::GetAtt" in value:
+        return PSEUDO.get(value.get("Ref"), "x" * ARN_BOUND)
+    return {key: _resolved(item) for key, item in value.items()}
+
+
+def test_every_managed_policy_fits_iams_limit_with_the_longest_suffix():
+    """Managed policies hold 6,144 characters, not an inline policy's 10,240: the health
+    monitor's, which names every alarm it reads, must fit with the longest names."""
+    with pytest.raises(NamingError):
+        build_templates(Naming("a" * (LONGEST_SUFFIX + 1)))
+    for name, template in build_templates(Naming("a" * LONGEST_SUFFIX)).items():
+        for logical_id, policy in resources(template, "AWS::IAM::ManagedPolicy").items():
+            text = json.dumps(_resolved(props(policy)["PolicyDocument"]), separators=(",", ":"))
+            size = len(re.sub(r"\s", "", text))
+            assert size < MANAGED_POLICY_LIMIT, (name, logical_id, size)
