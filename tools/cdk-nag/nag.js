@@ -4,7 +4,7 @@
 // apply the AwsSolutions, PCI DSS 3.2.1 and NIST 800-53 rev 5 packs as Aspects, print every
 // finding, and exit 1 on any unsuppressed error (a rule that cannot evaluate counts as one).
 //
-//   node nag.js [TEMPLATE.json ...]        default: ../../build/*.json
+//   node nag.js [TEMPLATE.json ...]        default: the templates in ../../build/
 //
 // Suppressions live in each resource's Metadata.cdk_nag.rules_to_suppress (id, reason and,
 // for per-ARN rules, appliesTo), which cdk-nag reads from the included resources as written.
@@ -84,11 +84,13 @@ function templatesFrom(args) {
   if (args.length) return args;
   const build = path.resolve(__dirname, '..', '..', 'build');
   if (!fs.existsSync(build)) return [];
+  // Only CloudFormation templates (build/ may hold other JSON, such as OpenAPI documents).
   return fs
     .readdirSync(build)
     .filter((name) => name.endsWith('.json'))
     .sort()
-    .map((name) => path.join(build, name));
+    .map((name) => path.join(build, name))
+    .filter((file) => 'AWSTemplateFormatVersion' in JSON.parse(fs.readFileSync(file, 'utf8')));
 }
 
 function main(args) {

@@ -94,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry", type=Path, required=True, help="registry checkout")
     parser.add_argument("--guard", required=True, help="the cfn-guard binary")
-    parser.add_argument("templates", nargs="*", type=Path, help="default: build/*.json")
+    parser.add_argument("templates", nargs="*", type=Path, help="default: the build/ templates")
     args = parser.parse_args(argv)
-    templates = args.templates or sorted((ROOT / "build").glob("*.json"))
+    templates = args.templates or [
+        path
+        for path in sorted((ROOT / "build").glob("*.json"))
+        if "AWSTemplateFormatVersion" in json.loads(path.read_text())
+    ]
     if not templates:
         print("cfn-guard: no templates: run `python generate.py --suffix qa`", file=sys.stderr)
         return 2
