@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from troposphere import Equals, If, Not, Parameter, Sub, Template
 from troposphere.cloudwatch import Alarm, Dashboard
 from troposphere.dynamodb import Table
+from troposphere.sqs import Queue
 
 from templates.cfnread import references
 from templates.common import add_output, add_parameter, json_sub, var
@@ -158,6 +159,7 @@ def add_dashboard(
     alarms: Alarms,
     runbook_url: Parameter,
     web_acl: WebAcl,
+    schedule_dlq: Queue,
     component: str,
 ) -> Dashboard:
     """`payment-platform-<suffix>`: a link to the runbook (`runbook_url`, or the file's
@@ -263,6 +265,17 @@ def add_dashboard(
             ],
             {queues.queue.title, queues.dlq.title},
         ),
+        Section(
+            "Health monitor's schedule",
+            [
+                widget(
+                    "Runs kept in the schedule's dead-letter queue",
+                    [queue_metric(visible, "ScheduleDlq")],
+                    "Maximum",
+                )
+            ],
+            {schedule_dlq.title},
+        ),
     ]
     t.add_condition(HAS_RUNBOOK_URL, Not(Equals(runbook_url.ref(), "")))
     intro = (
@@ -283,6 +296,7 @@ def add_dashboard(
                     "Table": table.ref(),
                     "Queue": queues.queue.get_att("QueueName"),
                     "Dlq": queues.dlq.get_att("QueueName"),
+                    "ScheduleDlq": schedule_dlq.get_att("QueueName"),
                     "RunbookLink": If(
                         HAS_RUNBOOK_URL,
                         Sub(f"[{RUNBOOK_PATH}](${{RunbookUrl}})", RunbookUrl=runbook_url.ref()),

@@ -159,6 +159,7 @@ def build_payment_platform(naming: Naming) -> Template:
         alarms=alarms,
         runbook_url=runbook_url,
         web_acl=gateway.web_acl,
+        schedule_dlq=schedule_dlq,
         component="monitoring",
     )
 

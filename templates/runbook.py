@@ -202,6 +202,62 @@ ENTRIES: tuple[Entry, ...] = (
             REPLAY_SAFE,
         ),
     ),
+    Entry(
+        alarm="platform-waf-blocked-spike",
+        first="Open the WAF log group aws-waf-logs-payment-platform-api-<suffix> (Logs "
+        "Insights: stats count(*) by terminatingRuleId, httpRequest.clientIp) and see which "
+        "rule blocks whom.",
+        causes=(
+            "A scan or flood from a few addresses (RequestsPerIp, IP reputation list).",
+            "A client that broke and sends oversized or malformed bodies (BodySizeLimit, "
+            "the common rule set): then the app team, not an attacker, is the cause.",
+        ),
+        safe=(
+            "Nothing to undo: blocked requests never reached a function or a payment.",
+            "If a legitimate client is blocked, raise WafRequestsPerIpPer5Minutes (a stack "
+            "update) rather than removing a rule.",
+        ),
+        never=(
+            *NEVER,
+            "Never disable the web ACL or set a managed rule group to Count to stop a page: "
+            "it is the PCI DSS 6.6 control.",
+        ),
+    ),
+    Entry(
+        alarm="platform-health-schedule-dlq-not-empty",
+        first="Read one message in payment-health-schedule-dlq-<suffix> (SQS console, Poll "
+        "for messages): its ErrorCode and ErrorMessage attributes say why the scheduled "
+        "health run was not delivered or failed every retry.",
+        causes=(
+            "The health function failed three times on one run (its errors alarm fires too).",
+            "EventBridge could not invoke it: the function throttled or its permission for "
+            "the rule was removed.",
+        ),
+        safe=(
+            "Fix the cause; the next run (every 5 minutes) does all the work again, so the "
+            "message only records what happened: delete it once read.",
+            DRY_RUN,
+        ),
+    ),
+    Entry(
+        alarm="platform-health-monitor-runs-stopped",
+        first="Check the rule payment-health-schedule-<suffix> (EventBridge console: "
+        "Enabled, its target and its FailedInvocations metric) and the health function's "
+        "recent log lines 'scheduled health run'.",
+        causes=(
+            "The rule was disabled or its target or permission removed (FailedInvocations).",
+            "Every run fails or times out (the health monitor's errors alarm fires too).",
+            "Right after the stack was created: no run recorded yet (clears within 15 "
+            "minutes).",
+        ),
+        safe=(
+            "Re-enable the rule or redeploy the stack (it restores the target and the "
+            "permission); a run can also be started by invoking the function with the "
+            "schedule's event.",
+            "Until it runs: the DLQ is not redriven and stuck payments are not re-queued; "
+            "no payment is lost, they wait.",
+        ),
+    ),
 )
 
 
