@@ -7,7 +7,7 @@ templates from their JSON form (what is deployed), never from the builders' obje
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 ABSENT = object()
@@ -107,3 +107,49 @@ def display(template: dict, value: Any) -> str:
     if isinstance(value, str):
         return value
     return str(value)
+
+
+def condition_holds(
+    template: Mapping[str, Any], condition: Any, parameters: Mapping[str, str] | None = None
+) -> bool:
+    """A template condition (a name or an expression), with `parameters` given or at their
+    defaults: Fn::Equals over Refs and literals, Fn::Not, Fn::And, Fn::Or, Condition."""
+    if isinstance(condition, str):
+        return condition_holds(template, template["Conditions"][condition], parameters)
+    ((function, argument),) = condition.items()
+    if function == "Condition":
+        return condition_holds(template, argument, parameters)
+    if function == "Fn::Not":
+        return not condition_holds(template, argument[0], parameters)
+    if function in ("Fn::And", "Fn::Or"):
+        found = [condition_holds(template, item, parameters) for item in argument]
+        return all(found) if function == "Fn::And" else any(found)
+    if function == "Fn::Equals":
+        left, right = (_parameter_value(template, side, parameters) for side in argument)
+        return left == right
+    raise ValueError(f"condition function {function} is not modelled")
+
+
+def _parameter_value(template: Mapping[str, Any], value: Any, parameters) -> Any:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = value["Ref"]
+        if parameters and name in parameters:
+            return parameters[name]
+        return template["Parameters"][name].get("Default")
+    return value
+
+
+def decide_conditions(
+    template: Mapping[str, Any], value: Any, parameters: Mapping[str, str] | None = None
+) -> Any:
+    """`value` with every Fn::If decided as a stack with `parameters` (or the defaults)
+    would decide it."""
+    if isinstance(value, list):
+        return [decide_conditions(template, item, parameters) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::If"}:
+        name, when_true, when_false = value["Fn::If"]
+        chosen = when_true if condition_holds(template, name, parameters) else when_false
+        return decide_conditions(template, chosen, parameters)
+    return {key: decide_conditions(template, item, parameters) for key, item in value.items()}

@@ -22,6 +22,7 @@ from templates.api_contract import (
     Answer,
     route_contract,
 )
+from templates.cfnread import decide_conditions
 
 OPENAPI_VERSION = "3.0.3"
 API_KEY_HEADER = "x-api-key"
@@ -127,8 +128,9 @@ def build_openapi(template: Mapping[str, Any], stack_name: str) -> dict[str, Any
         )
     api = next(iter(apis.values()))["Properties"]
     paths = resource_paths(template)
+    # The API as deployed with the parameters' defaults (a model may be an Fn::If of them).
     models = {
-        logical_id: resource["Properties"]
+        logical_id: decide_conditions(template, resource["Properties"])
         for logical_id, resource in api_resources(template, "Model").items()
     }
     validators = {

@@ -14,6 +14,7 @@ from deployer.artifacts import BOOTSTRAP_STACK
 from deployer.aws import AwsSettings, make_clients
 from deployer.run import DeployOptions, Report, Run, prepare
 from templates import registry
+from templates.cfnread import decide_conditions
 from templates.naming import Naming
 
 pytestmark = pytest.mark.slow
@@ -67,36 +68,13 @@ def ref(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
-def holds(template: dict[str, Any], condition: Any) -> bool:
-    """A template condition, with the parameters at their defaults (what the deploy uses)."""
-    if isinstance(condition, str):
-        return holds(template, template["Conditions"][condition])
-    if "Condition" in condition:
-        return holds(template, condition["Condition"])
-    if "Fn::Not" in condition:
-        return not holds(template, condition["Fn::Not"][0])
-    left, right = (
-        template["Parameters"][side["Ref"]]["Default"] if isinstance(side, dict) else side
-        for side in condition["Fn::Equals"]
-    )
-    return left == right
-
-
-def chosen(template: dict[str, Any], value: Any) -> Any:
-    """`value` with an Fn::If decided the way the deployed stack decided it."""
-    if isinstance(value, dict) and set(value) == {"Fn::If"}:
-        name, when_true, when_false = value["Fn::If"]
-        return when_true if holds(template, name) else when_false
-    return value
-
-
 def check_stage(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     apigw, logs = aws("apigateway"), aws("logs")
     groups = {g["logGroupName"]: g for g in logs.describe_log_groups()["logGroups"]}
     for logical, resource in of_type(template, "AWS::ApiGateway::Stage").items():
         p = resource["Properties"]
         stage = apigw.get_stage(restApiId=ids[p["RestApiId"]["Ref"]], stageName=ids[logical])
-        assert stage["deploymentId"] == ref(chosen(template, p["DeploymentId"]), ids)
+        assert stage["deploymentId"] == ref(decide_conditions(template, p["DeploymentId"]), ids)
         assert stage["tracingEnabled"] is p["TracingEnabled"]
         settings = stage["methodSettings"]["*/*"]
         assert settings["loggingLevel"] == "INFO"
@@ -157,7 +135,7 @@ def check_api_definition(aws: Any, template: dict[str, Any], ids: dict[str, str]
         p = resource["Properties"]
         model = apigw.get_model(restApiId=ids[p["RestApiId"]["Ref"]], modelName=p["Name"])
         # The templates write the schema as an object (CfnInclude refuses a string).
-        schema = chosen(template, p["Schema"])
+        schema = decide_conditions(template, p["Schema"])
         expected = schema if isinstance(schema, dict) else json.loads(schema)
         assert json.loads(model["schema"]) == expected
     for resource in of_type(template, "AWS::ApiGateway::Method").values():

@@ -9,6 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from templates.api_contract import ROUTES, UndocumentedRouteError
+from templates.cfnread import decide_conditions
 from templates.naming import Naming
 from templates.openapi import (
     API_KEY_HEADER,
@@ -89,8 +90,9 @@ def test_request_bodies_are_the_templates_models(stack):
         model_ref = (props.get("RequestModels") or {}).get("application/json")
         if model_ref is None:
             continue
-        model = models[model_ref["Ref"]]["Properties"]
-        schema = json.loads(model["Schema"])
+        # The schema as the default parameters deploy it (an object, or an Fn::If of them).
+        model = decide_conditions(template, models[model_ref["Ref"]]["Properties"])
+        schema = dict(model["Schema"])
         schema.pop("$schema")
         operation = document["paths"][path][props["HttpMethod"].lower()]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from handlers.payments.validation import OPTIONAL_FIELDS, REQUIRED_FIELDS
+from templates.cfnread import condition_holds, decide_conditions
 from tests.templates.cfn import one, props, resources
 from tests.templates.platform_rules import target
 
@@ -16,31 +17,13 @@ PARAMETER = "RequestBodyValidation"
 
 
 def holds(template: dict, condition: Any, value: str) -> bool:
-    """Evaluate a condition of the template with RequestBodyValidation = `value`."""
-    if isinstance(condition, str):
-        return holds(template, template["Conditions"][condition], value)
-    if "Fn::Equals" in condition:
-        left, right = condition["Fn::Equals"]
-        resolved = [value if side == {"Ref": PARAMETER} else side for side in (left, right)]
-        return resolved[0] == resolved[1]
-    if "Fn::Not" in condition:
-        return not holds(template, condition["Fn::Not"][0], value)
-    if "Condition" in condition:
-        return holds(template, condition["Condition"], value)
-    raise AssertionError(f"condition not modelled: {condition}")
+    """A condition of the template with RequestBodyValidation = `value`."""
+    return condition_holds(template, condition, {PARAMETER: value})
 
 
 def choose(template: dict, node: Any, value: str) -> Any:
     """`node` with every Fn::If decided for RequestBodyValidation = `value`."""
-    if isinstance(node, list):
-        return [choose(template, item, value) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"Fn::If"}:
-        condition, when_true, when_false = node["Fn::If"]
-        branch = when_true if holds(template, condition, value) else when_false
-        return choose(template, branch, value)
-    return {key: choose(template, item, value) for key, item in node.items()}
+    return decide_conditions(template, node, {PARAMETER: value})
 
 
 def post_method(template: dict) -> dict:
