@@ -29,6 +29,7 @@ NAME_PROPERTIES = {
     "AWS::ApiGateway::RestApi": "Name",
     "AWS::ApiGateway::ApiKey": "Name",
     "AWS::ApiGateway::UsagePlan": "UsagePlanName",
+    "AWS::WAFv2::WebACL": "Name",
 }
 # What the console lists a resource by: its name, or a path or stage name.
 LABEL_PROPERTIES = {
