@@ -82,7 +82,8 @@ class Invocation:
 
     result: Any = None
     error: dict[str, str] | None = None
-    duration_ms: float = 0.0
+    duration_ms: float = 0.0  # as the host waited for it (the pipe included)
+    handler_ms: float = 0.0  # the handler alone, measured in the worker
 
     @property
     def ok(self) -> bool:
@@ -231,7 +232,11 @@ class Worker:
         duration = (time.monotonic() - start) * 1000
         if "error" in answer:
             return Invocation(error=answer["error"], duration_ms=duration)
-        return Invocation(result=answer.get("result"), duration_ms=duration)
+        return Invocation(
+            result=answer.get("result"),
+            duration_ms=duration,
+            handler_ms=float(answer.get("handlerMs", 0.0)),
+        )
 
     def stop(self) -> None:
         """End the process (closing stdin ends its loop; kill if it does not)."""

@@ -7,9 +7,9 @@ their configuration) and then invoked once per request line. Standard library on
 of the emulator is importable here, as nothing of the host is on Lambda.
 
 Protocol, one JSON object per line: the host writes {"event", "context"}; the worker answers
-{"result": ...} or {"error": {"errorType", "errorMessage"}} on the pipe it was given (fd 3,
-the original stdout); the function's own prints and logs go to stderr, as Lambda sends them
-to CloudWatch Logs.
+{"result": ..., "handlerMs": ...} or {"error": {"errorType", "errorMessage"}} on the pipe it
+was given (the original stdout); the function's own prints and logs go to stderr, as Lambda
+sends them to CloudWatch Logs.
 """
 
 from __future__ import annotations
@@ -72,9 +72,11 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         context = LambdaContext(request["context"], time.monotonic() + timeout)
+        started = time.perf_counter()
         try:
-            answer = {"result": handler(request["event"], context)}
-            text = json.dumps(answer)
+            result = handler(request["event"], context)
+            took = (time.perf_counter() - started) * 1000
+            text = json.dumps({"result": result, "handlerMs": took})
         except Exception as error:  # noqa: BLE001 - Lambda reports any handler error
             text = json.dumps(_error(error))
         channel.write(text + "\n")

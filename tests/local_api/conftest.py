@@ -110,3 +110,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield Served(endpoint, clients, session, serve, serve.templates, logs, function_logs)
         finally:
             serve.stop()
+
+
+# The deployed queue receives a failed retry again after 150 s; tests do not wait minutes for
+# that: a shorter visibility timeout changes when, not whether, a message is redelivered.
+TEST_VISIBILITY_TIMEOUT = "2"
+
+
+@pytest.fixture
+def fast_redelivery(served: Served) -> None:
+    """The failed-transactions queue redelivers a failed retry after 2 s."""
+    sqs = served.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"failed-transactions-{SUFFIX}")["QueueUrl"]
+    sqs.set_queue_attributes(
+        QueueUrl=url, Attributes={"VisibilityTimeout": TEST_VISIBILITY_TIMEOUT}
+    )
