@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from templates import evidence
 from templates.requirements import all_ids
+
+from .conftest import SUFFIX
+
+# PCI rules whose status needs a test: a rule met by a resource (an accepted rule is proved by
+# its suppression's reason, an inapplicable one has nothing to prove).
+NEEDS_A_TEST = ("met", "met, partly accepted")
 
 
 def test_every_seed_requirement_has_a_test(sources):
@@ -12,6 +19,21 @@ def test_every_seed_requirement_has_a_test(sources):
     assert untested == [], (
         f"requirements without a test: {untested}; mark the test that proves each with "
         '@pytest.mark.requirement("ID")'
+    )
+
+
+def test_every_pci_rule_a_resource_meets_has_a_test(built, sources):
+    stacks = evidence.by_base(built, SUFFIX)
+    accepted = evidence.suppressions(stacks)
+    untested = [
+        rule.id
+        for rule in sources.rules.rules
+        if evidence.rule_status(stacks, rule, accepted)[0] in NEEDS_A_TEST
+        and not sources.tests.tests(rule.id)
+    ]
+    assert untested == [], (
+        f"PCI DSS rules met by the templates without a test: {untested}; mark the test that "
+        'proves each with @pytest.mark.requirement("ID")'
     )
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from templates.requirements import RequirementTableError, parse_seed_table, seed_sentences
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MINIMAL = """
 seed = "seeds/x.txt"
@@ -80,3 +85,12 @@ def test_the_rule_table_lists_the_pack_with_levels_and_controls(sources):
         assert all(t.startswith("AWS::") for t in rule.resource_types + rule.related_types)
     ids = [r.id for r in rules.rules]
     assert len(ids) == len(set(ids))
+
+
+def test_the_rule_table_is_the_version_ci_pins(sources):
+    package = ROOT / "tools" / "cdk-nag" / "package.json"
+    pinned = json.loads(package.read_text())["dependencies"]["cdk-nag"]
+    assert sources.rules.cdk_nag_version == pinned, (
+        "tools/cdk-nag/package.json pins another cdk-nag: run npm ci there, then "
+        "python requirements/extract_pci_rules.py"
+    )

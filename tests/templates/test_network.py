@@ -60,6 +60,10 @@ def test_every_network_resource_exists_only_with_the_vpc(platform, condition):
             assert resource.get("Condition") == condition, logical_id
 
 
+@pytest.mark.requirement(
+    "PCI.DSS.321-LambdaInsideVPC",
+    "PCI.DSS.321-VPCSubnetAutoAssignPublicIpDisabled",
+)
 def test_every_function_runs_in_two_private_subnets_of_different_azs(platform, condition):
     subnets = resources(platform, "AWS::EC2::Subnet")
     assert len(subnets) == 2
@@ -76,6 +80,7 @@ def test_every_function_runs_in_two_private_subnets_of_different_azs(platform, c
         assert platform["Resources"][target(group)]["Type"] == "AWS::EC2::SecurityGroup"
 
 
+@pytest.mark.requirement("PCI.DSS.321-VPCNoUnrestrictedRouteToIGW")
 def test_no_path_out_of_the_vpc_but_the_endpoints(platform):
     """No gateway, NAT, peering or route: isolation comes from routing."""
     for logical_id, resource in resources(platform).items():
@@ -153,6 +158,7 @@ def rules(platform: dict, group_id: str, direction: str) -> list[dict]:
     return inline + separate
 
 
+@pytest.mark.requirement("PCI.DSS.321-EC2RestrictedCommonPorts", "PCI.DSS.321-EC2RestrictedSSH")
 def test_security_groups_allow_https_only(platform):
     groups = resources(platform, "AWS::EC2::SecurityGroup")
     assert len(groups) == 2
@@ -180,6 +186,7 @@ def test_security_groups_allow_https_only(platform):
     assert no_egress["CidrIp"] == "255.255.255.255/32"
 
 
+@pytest.mark.requirement("PCI.DSS.321-VPCFlowLogsEnabled")
 def test_flow_logs_record_everything_for_seven_days_encrypted(platform, condition):
     (vpc_id,) = resources(platform, "AWS::EC2::VPC")
     (flow,) = resources(platform, "AWS::EC2::FlowLog").values()

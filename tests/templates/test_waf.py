@@ -27,6 +27,7 @@ def rules_by_statement(acl: dict, kind: str) -> list[dict]:
     return [rule for rule in props(acl)["Rules"] if kind in rule["Statement"]]
 
 
+@pytest.mark.requirement("S001-API-SECURITY", "PCI.DSS.321-APIGWAssociatedWithWAF")
 def test_a_regional_web_acl_is_associated_with_the_stage(stack):
     _, template = stack
     acl_id, acl = web_acl(template)
@@ -96,6 +97,7 @@ def test_rules_are_ordered_and_metered(stack):
         assert visibility["SampledRequestsEnabled"] is False
 
 
+@pytest.mark.requirement("PCI.DSS.321-WAFv2LoggingEnabled")
 def test_waf_logs_are_kept_seven_days_encrypted_and_never_hold_the_key(stack):
     _, template = stack
     acl_id, _ = web_acl(template)
