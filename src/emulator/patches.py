@@ -3,6 +3,7 @@
 Each fix is one wrapper around one moto function, installed once by `emulator.install()`:
 
 - tagged AWS::KMS::Key: moto reads the KMS API's TagKey/TagValue from the template's Key/Value;
+- `Fn::Cidr`, which moto's template parser lacks (a subnet's `Select` over it failed);
 - change sets: moto leaves Outputs empty after ExecuteChangeSet, creates added resources
   in template order ignoring DependsOn, reports no resource events, and on a failing
   resource answers HTTP 500 leaving the stack half-made; here every resource gets its
@@ -12,12 +13,14 @@ Each fix is one wrapper around one moto function, installed once by `emulator.in
 - SQS SetQueueAttributes without a Policy wipes the queue's policy in moto, not on AWS;
 - S3 bucket policies: moto evaluates them without their Conditions, so a TLS-only Deny
   (aws:SecureTransport false) denies every request; the emulator stores resource policies and
-  shows them through the APIs but evaluates none, as it evaluates no IAM policy.
+  shows them through the APIs but evaluates none, as it evaluates no IAM policy;
+- ListStackResources: moto lists each resource whose condition is false, with empty ids.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,11 +36,16 @@ def once(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     """Replace owner.name by make(original) unless this `make` did already (wraps copy marks)."""
     original = owner.__dict__[name]
     mark = "_emulator_" + make.__qualname__.replace(".", "_").replace("<", "").replace(">", "")
-    if getattr(getattr(original, "__func__", original), mark, False):
+    if getattr(function_of(original), mark, False):
         return
     replacement = make(original)
-    setattr(getattr(replacement, "__func__", replacement), mark, True)
+    setattr(function_of(replacement), mark, True)
     setattr(owner, name, replacement)
+
+
+def function_of(attribute: Any) -> Any:
+    """The function behind a classmethod or property (the attribute itself otherwise)."""
+    return getattr(attribute, "__func__", None) or getattr(attribute, "fget", None) or attribute
 
 
 # -- KMS key tags --------------------------------------------------------------------------
@@ -61,6 +69,34 @@ def patch_kms_key(original: classmethod) -> classmethod:  # type: ignore[type-ar
         return function(cls, name, cloudformation_json, *args, **kwargs)
 
     return classmethod(create)
+
+
+# -- intrinsic functions ---------------------------------------------------------------------
+def cidr_blocks(ip_block: str, count: Any, cidr_bits: Any) -> list[str]:
+    """Fn::Cidr: the first `count` blocks of `cidr_bits` host bits each inside `ip_block`."""
+    network = ipaddress.ip_network(str(ip_block), strict=False)
+    prefix = network.max_prefixlen - int(cidr_bits)
+    wanted = int(count)
+    if not (1 <= wanted <= 256 and network.prefixlen <= prefix <= network.max_prefixlen):
+        raise ValueError(f"Template error: Fn::Cidr [{ip_block}, {count}, {cidr_bits}] is invalid")
+    blocks = []
+    for block in network.subnets(new_prefix=prefix):
+        blocks.append(str(block))
+        if len(blocks) == wanted:
+            return blocks
+    raise ValueError(f"Template error: {ip_block} holds fewer than {count} /{prefix} blocks")
+
+
+def patch_clean_json(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
+            # moto resolves nested functions through this module attribute, so they reach here.
+            arguments = parsing.clean_json(resource_json["Fn::Cidr"], resources_map)
+            return cidr_blocks(*arguments)
+        return original(resource_json, resources_map)
+
+    return clean_json
 
 
 # -- change sets ------------------------------------------------------------------------------
@@ -224,6 +260,14 @@ def patch_execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]
     return execute_change_set
 
 
+def patch_stack_resources(original: property) -> property:
+    def stack_resources(self: Any) -> list[Any]:
+        # moto lists a resource whose condition is false as an entry with empty ids.
+        return [resource for resource in original.fget(self) if resource is not None]  # type: ignore[misc]
+
+    return property(stack_resources)
+
+
 def patch_create_resources(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def create_resources(self: Any) -> None:
@@ -258,16 +302,20 @@ def patch_bucket_permission(original: Callable[..., Any]) -> Callable[..., Any]:
 def install() -> list[str]:
     """Install every fix (idempotent); what was fixed, one line each."""
     once(Key, "create_from_cloudformation_json", patch_kms_key)
+    once(parsing, "clean_json", patch_clean_json)
     once(parsing.ResourceMap, "build_resource_diff", patch_resource_diff)
     once(parsing, "parse_and_create_resource", with_events("CREATE"))
     once(parsing, "parse_and_update_resource", with_events("UPDATE"))
     once(cfn_models.CloudFormationBackend, "execute_change_set", patch_execute_change_set)
     once(cfn_models.Stack, "create_resources", patch_create_resources)
+    once(cfn_models.Stack, "stack_resources", patch_stack_resources)
     once(Queue, "_set_attributes", patch_queue_attributes)
     once(FakeBucket, "get_permission", patch_bucket_permission)
     return [
         "AWS::KMS::Key tags in the template's Key/Value shape",
+        "Fn::Cidr",
         "change sets: DependsOn order, resource events, Outputs, rollback of a failed create",
+        "stack resources: none listed for a resource whose condition is false",
         "SQS SetQueueAttributes keeps the queue policy",
         "S3 bucket policies stored, not evaluated",
     ]

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+import emulator
 from deployer.artifacts import BOOTSTRAP_STACK
 from deployer.aws import AwsSettings, make_clients
 from deployer.run import DeployOptions, Report, Run, prepare
 from templates import registry
-from templates.cfnread import decide_conditions
+from templates.cfnread import condition_holds, decide_conditions
 from templates.naming import Naming
 
 pytestmark = pytest.mark.slow
@@ -54,12 +55,17 @@ def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId": emulator.ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::Region": emulator.REGION,
+}
+
+
 def ref(value: Any, ids: dict[str, str]) -> Any:
     """A template value with each Ref / GetAtt Arn of a resource resolved to its physical id."""
-    if value == {"Ref": "AWS::Region"}:  # the WAF metrics' Region dimension
-        return "us-east-1"
     if isinstance(value, dict) and set(value) == {"Ref"}:
-        return ids[value["Ref"]]
+        return {**PSEUDO_PARAMETERS, **ids}[value["Ref"]]
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
         target, attribute = value["Fn::GetAtt"]
         if attribute == "QueueName":  # a queue's physical id is its URL
@@ -68,13 +74,25 @@ def ref(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+def as_deployed(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """The template as CloudFormation applies it for these parameters: resources whose
+    condition is false left out, each Fn::If replaced by the branch it takes."""
+    resources = {
+        logical: decide_conditions(template, resource, parameters)
+        for logical, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or condition_holds(template, resource["Condition"], parameters)
+    }
+    return {**template, "Resources": resources}
+
+
 def check_stage(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
     apigw, logs = aws("apigateway"), aws("logs")
     groups = {g["logGroupName"]: g for g in logs.describe_log_groups()["logGroups"]}
     for logical, resource in of_type(template, "AWS::ApiGateway::Stage").items():
         p = resource["Properties"]
         stage = apigw.get_stage(restApiId=ids[p["RestApiId"]["Ref"]], stageName=ids[logical])
-        assert stage["deploymentId"] == ref(decide_conditions(template, p["DeploymentId"]), ids)
+        assert stage["deploymentId"] == ref(p["DeploymentId"], ids)
         assert stage["tracingEnabled"] is p["TracingEnabled"]
         settings = stage["methodSettings"]["*/*"]
         assert settings["loggingLevel"] == "INFO"
@@ -134,10 +152,9 @@ def check_api_definition(aws: Any, template: dict[str, Any], ids: dict[str, str]
     for resource in of_type(template, "AWS::ApiGateway::Model").values():
         p = resource["Properties"]
         model = apigw.get_model(restApiId=ids[p["RestApiId"]["Ref"]], modelName=p["Name"])
-        # The templates write the schema as an object (CfnInclude refuses a string).
-        schema = decide_conditions(template, p["Schema"])
-        expected = schema if isinstance(schema, dict) else json.loads(schema)
-        assert json.loads(model["schema"]) == expected
+        schema = p["Schema"]  # a template may give the schema as JSON text or as an object
+        wanted = json.loads(schema) if isinstance(schema, str) else schema
+        assert json.loads(model["schema"]) == wanted
     for resource in of_type(template, "AWS::ApiGateway::Method").values():
         p = resource["Properties"]
         method = apigw.get_method(
@@ -207,21 +224,24 @@ def check_policies(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> N
 
 
 def check_waf(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
-    waf = aws("wafv2")
-    for association in of_type(template, "AWS::WAFv2::WebACLAssociation").values():
-        p = association["Properties"]
-        # moto has no ListResourcesForWebACL: ask for the stage's web ACL by the stage's ARN.
-        _, names = p["ResourceArn"]["Fn::Sub"]
-        stage_arn = (
-            f"arn:aws:apigateway:us-east-1::/restapis/{ids[names['Api']['Ref']]}"
-            f"/stages/{ids[names['Stage']['Ref']]}"
-        )
-        acl = waf.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]
-        acl_id = p["WebACLArn"]["Fn::GetAtt"][0]
-        assert acl["Name"] == template["Resources"][acl_id]["Properties"]["Name"]
-    for logical, _resource in of_type(template, "AWS::WAFv2::LoggingConfiguration").items():
+    waf, apigw = aws("wafv2"), aws("apigateway")
+    for resource in of_type(template, "AWS::WAFv2::WebACLAssociation").values():
+        acl_logical = resource["Properties"]["WebACLArn"]["Fn::GetAtt"][0]
+        name, acl_id, scope = ids[acl_logical].split("|")
+        acl = waf.get_web_acl(Name=name, Id=acl_id, Scope=scope)["WebACL"]
+        wanted = template["Resources"][acl_logical]["Properties"]
+        assert [r["Name"] for r in acl["Rules"]] == [r["Name"] for r in wanted["Rules"]]
+        assert acl["DefaultAction"] == wanted["DefaultAction"]
+        for logical, stage in of_type(template, "AWS::ApiGateway::Stage").items():
+            api = ids[stage["Properties"]["RestApiId"]["Ref"]]
+            arn = f"arn:aws:apigateway:{emulator.REGION}::/restapis/{api}/stages/{ids[logical]}"
+            assert waf.get_web_acl_for_resource(ResourceArn=arn)["WebACL"]["ARN"] == acl["ARN"]
+            assert apigw.get_stage(restApiId=api, stageName=ids[logical])["webAclArn"] == acl["ARN"]
+    for logical, resource in of_type(template, "AWS::WAFv2::LoggingConfiguration").items():
         config = waf.get_logging_configuration(ResourceArn=ids[logical])["LoggingConfiguration"]
         assert all(":aws-waf-logs-" in d for d in config["LogDestinationConfigs"])
+        # The API key header never reaches the WAF logs.
+        assert config.get("RedactedFields", []) == resource["Properties"].get("RedactedFields", [])
 
 
 CHECKS = (
@@ -242,14 +262,16 @@ def test_every_resource_created_updated_and_destroyed(
     assert first.ok, lines.text()
     templates = registry.build_templates(Naming(SUFFIX), registry.select_stacks(None))
 
-    # Nothing skipped: every resource is created but those whose condition is false.
+    # Nothing skipped: exactly the resources whose condition holds are created.
     for stack in STACKS:
         assert all("(condition" in line for line in first.skipped[stack]), first.skipped[stack]
         ids = physical(aws, stack)
-        for logical, resource in templates[stack]["Resources"].items():
-            assert (logical in ids) or ("Condition" in resource), f"{stack} {logical} not created"
+        description = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in description["Parameters"]}
+        deployed = as_deployed(templates[stack], parameters)
+        assert set(ids) == set(deployed["Resources"]), stack
         for check in CHECKS:
-            check(aws, templates[stack], ids)
+            check(aws, deployed, ids)
         outputs = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
         assert {o["OutputKey"] for o in outputs} >= {"ApiKeyId", "InvokeUrl"}
     policy = json.loads(
