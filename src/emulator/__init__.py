@@ -45,13 +45,20 @@ _installed: list[str] = []
 
 def handler_classes() -> list[type]:
     """Our CloudFormation handler classes, by module (importing them defines them for moto)."""
-    from emulator.handlers import apigateway, cloudformation, cloudwatch, ec2, policies, sns, wafv2
+    from emulator.handlers import (
+        apigateway,
+        awslambda,
+        cloudformation,
+        cloudwatch,
+        ec2,
+        logs,
+        policies,
+        sns,
+        wafv2,
+    )
 
-    return [
-        handler
-        for module in (apigateway, cloudwatch, policies, sns, wafv2, ec2, cloudformation)
-        for handler in module.HANDLERS
-    ]
+    modules = (apigateway, awslambda, cloudwatch, logs, policies, sns, wafv2, ec2, cloudformation)
+    return [handler for module in modules for handler in module.HANDLERS]
 
 
 def install() -> list[str]:

@@ -244,7 +244,47 @@ def check_waf(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
         assert config.get("RedactedFields", []) == resource["Properties"].get("RedactedFields", [])
 
 
+def check_network(aws: Any, template: dict[str, Any], ids: dict[str, str]) -> None:
+    ec2 = aws("ec2")
+    for logical, resource in of_type(template, "AWS::EC2::VPC").items():
+        p = resource["Properties"]
+        for name, default in (("EnableDnsSupport", True), ("EnableDnsHostnames", False)):
+            attribute = name[0].lower() + name[1:]
+            got = ec2.describe_vpc_attribute(VpcId=ids[logical], Attribute=attribute)
+            assert got[name[0].upper() + name[1:]]["Value"] is p.get(name, default), name
+    standalone = of_type(template, "AWS::EC2::SecurityGroupEgress").values()
+    for logical, resource in of_type(template, "AWS::EC2::SecurityGroup").items():
+        wanted = resource["Properties"].get("SecurityGroupEgress")
+        if wanted is None:
+            continue
+        wanted = wanted + [
+            r["Properties"] for r in standalone if r["Properties"]["GroupId"] == {"Ref": logical}
+        ]
+        (group,) = ec2.describe_security_groups(GroupIds=[ids[logical]])["SecurityGroups"]
+        got = sorted(
+            (p["IpProtocol"], p.get("FromPort"), p.get("ToPort"))
+            for p in group["IpPermissionsEgress"]
+            for _ in p["IpRanges"] + p["UserIdGroupPairs"]
+        )
+        assert got == sorted(
+            (str(w["IpProtocol"]), w.get("FromPort"), w.get("ToPort")) for w in wanted
+        ), logical
+    for logical, resource in of_type(template, "AWS::EC2::VPCEndpoint").items():
+        p = resource["Properties"]
+        (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[ids[logical]])["VpcEndpoints"]
+        assert endpoint["VpcEndpointType"] == p["VpcEndpointType"]
+        assert [s["Sid"] for s in json.loads(endpoint["PolicyDocument"])["Statement"]] == [
+            s["Sid"] for s in p["PolicyDocument"]["Statement"]
+        ]
+        if p["VpcEndpointType"] == "Interface":
+            assert endpoint["PrivateDnsEnabled"] is p.get("PrivateDnsEnabled", True)
+            assert {g["GroupId"] for g in endpoint["Groups"]} == {
+                ids[g["Ref"]] for g in p["SecurityGroupIds"]
+            }
+
+
 CHECKS = (
+    check_network,
     check_stage,
     check_usage_plans,
     check_api_definition,
@@ -319,3 +359,18 @@ def test_every_resource_created_updated_and_destroyed(
     assert aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
     names = [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]]
     assert not [n for n in names if SUFFIX in n], names
+    assert aws("sns").list_subscriptions()["Subscriptions"] == []
+    assert aws("events").list_rules()["Rules"] == []
+    assert aws("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert aws("wafv2").list_logging_configurations(Scope="REGIONAL")["LoggingConfigurations"] == []
+    iam = aws("iam")
+    assert iam.list_roles()["Roles"] == [] and iam.list_policies(Scope="Local")["Policies"] == []
+    keys = [k["KeyId"] for k in aws("kms").list_keys()["Keys"]]
+    states = {aws("kms").describe_key(KeyId=k)["KeyMetadata"]["KeyState"] for k in keys}
+    assert states <= {"PendingDeletion"}  # as on AWS: a key waits out its deletion window
+    ec2 = aws("ec2")
+    assert [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert [
+        g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"
+    ] == []
+    assert {e["State"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]} <= {"deleted"}

@@ -55,7 +55,6 @@ class StageHandler(ApiGatewayResource, CloudFormationModel):
 
     TYPE = "AWS::ApiGateway::Stage"
     NAME_PROPERTY = "StageName"
-    REPLACED_BY = frozenset({"RestApiId", "StageName"})
 
     def create(self, name: str) -> None:
         p = self.properties
@@ -131,9 +130,6 @@ class DeploymentHandler(ApiGatewayResource, CloudFormationModel):
     """AWS::ApiGateway::Deployment, with its id as Ref and a delete (moto's has neither)."""
 
     TYPE = "AWS::ApiGateway::Deployment"
-    REPLACED_BY = frozenset(
-        {"RestApiId", "DeploymentCanarySettings", "StageName", "StageDescription"}
-    )
 
     def create(self, name: str) -> None:
         p = self.properties
@@ -155,7 +151,6 @@ class MethodHandler(ApiGatewayResource, CloudFormationModel):
     parameters, method responses, the integration with its templates and responses."""
 
     TYPE = "AWS::ApiGateway::Method"
-    REPLACED_BY = frozenset({"RestApiId", "ResourceId", "HttpMethod"})
 
     def create(self, name: str) -> None:
         self.physical_id = self.put(self.properties)
@@ -235,7 +230,6 @@ class ApiKeyHandler(ApiGatewayResource, CloudFormationModel):
 
     TYPE = "AWS::ApiGateway::ApiKey"
     NAME_PROPERTY = "Name"
-    REPLACED_BY = frozenset({"Name", "Value", "GenerateDistinctId"})
     ATTRIBUTES = ("APIKeyId",)
 
     def create(self, name: str) -> None:
@@ -332,7 +326,6 @@ class UsagePlanKeyHandler(ApiGatewayResource, CloudFormationModel):
     """AWS::ApiGateway::UsagePlanKey: an API key in a usage plan."""
 
     TYPE = "AWS::ApiGateway::UsagePlanKey"
-    REPLACED_BY = frozenset({"KeyId", "KeyType", "UsagePlanId"})
     ATTRIBUTES = ("Id",)
 
     def create(self, name: str) -> None:
@@ -353,7 +346,6 @@ class GatewayResponseHandler(ApiGatewayResource, CloudFormationModel):
     """AWS::ApiGateway::GatewayResponse: API Gateway's own error answers (CORS headers)."""
 
     TYPE = "AWS::ApiGateway::GatewayResponse"
-    REPLACED_BY = frozenset({"RestApiId", "ResponseType"})
 
     def create(self, name: str) -> None:
         self.put(self.properties)
@@ -380,7 +372,6 @@ class RequestValidatorHandler(ApiGatewayResource, CloudFormationModel):
 
     TYPE = "AWS::ApiGateway::RequestValidator"
     NAME_PROPERTY = "Name"
-    REPLACED_BY = frozenset({"Name", "RestApiId"})
     ATTRIBUTES = ("RequestValidatorId",)
 
     def create(self, name: str) -> None:
@@ -426,7 +417,6 @@ class ModelHandler(ApiGatewayResource, CloudFormationModel):
 
     TYPE = "AWS::ApiGateway::Model"
     NAME_PROPERTY = "Name"
-    REPLACED_BY = frozenset({"ContentType", "Name", "RestApiId"})
 
     def create(self, name: str) -> None:
         p = self.properties

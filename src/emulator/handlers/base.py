@@ -7,16 +7,23 @@ and `emulator.install()` clears moto's cached type map once they are all importe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+from moto.moto_api._internal import mock_random
 from moto.utilities.utils import get_partition
 
 
 def truthy(value: Any) -> bool:
     """A CloudFormation boolean: templates may carry true or "true"."""
     return value is True or str(value).lower() == "true"
+
+
+def generated_id(name: str) -> str:
+    """A physical id like CloudFormation's for types whose Ref is only an id."""
+    return f"{name}-{mock_random.get_random_hex(8)}"
 
 
 def tag_list(properties: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -29,18 +36,41 @@ def tag_map(properties: Mapping[str, Any]) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in tag_list(properties)}
 
 
+@functools.cache
+def create_only_properties(resource_type: str) -> tuple[tuple[str, ...], ...]:
+    """The property paths whose change replaces a resource of this type: the
+    `createOnlyProperties` of its CloudFormation registry schema (the copy cfn-lint ships)."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    return tuple(
+        tuple(pointer.split("/")[2:]) for pointer in schema.get("createOnlyProperties", [])
+    )
+
+
+def replaces(resource_type: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when CloudFormation replaces the resource to go from `old` to `new` properties."""
+
+    def at(properties: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+        value: Any = properties
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+    return any(at(old, path) != at(new, path) for path in create_only_properties(resource_type))
+
+
 class Emulated:
     """A resource created through moto's service backend, as CloudFormation would create it.
 
-    A subclass names its type, the properties whose change replaces the resource, and the
-    backend calls that create, update in place and delete it. Updates follow the type's
-    CloudFormation documentation: a change to a `REPLACED_BY` property creates a new
-    resource and deletes the old one; any other change is applied in place.
+    A subclass names its type and the backend calls that create, update in place and delete
+    it. Updates follow the type's CloudFormation registry schema: a change to a create-only
+    property creates a new resource and deletes the old one; any other change is applied in
+    place.
     """
 
     TYPE: ClassVar[str]
     NAME_PROPERTY: ClassVar[str] = ""
-    REPLACED_BY: ClassVar[frozenset[str]] = frozenset()
     ATTRIBUTES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, account_id: str, region_name: str, properties: Mapping[str, Any]) -> None:
@@ -56,7 +86,7 @@ class Emulated:
         raise NotImplementedError
 
     def update(self, properties: Mapping[str, Any]) -> None:
-        """Apply changed properties in place (no `REPLACED_BY` property changed)."""
+        """Apply changed properties in place (no create-only property changed)."""
         raise NotImplementedError
 
     def remove(self) -> None:
@@ -103,13 +133,15 @@ class Emulated:
         region_name: str,
     ) -> Emulated:
         properties = cloudformation_json.get("Properties", {})
-        if changed(original_resource.properties, properties) & cls.REPLACED_BY:
+        if properties == original_resource.properties:
+            return original_resource  # only the template's text changed
+        if replaces(cls.TYPE, original_resource.properties, properties):
             # Replacement: the new resource first, then the old one goes (CloudFormation's
             # order, so nothing that refers to it is ever left without one).
             replacement = cls.create_from_cloudformation_json(
                 new_resource_name, cloudformation_json, account_id, region_name
             )
-            original_resource.remove()
+            original_resource.delete(account_id, region_name)
             return replacement
         original_resource.update(properties)
         original_resource.properties = dict(properties)
@@ -164,11 +196,6 @@ def is_not_found(error: BaseException) -> bool:
         str(getattr(error, "error_type", "")),
     ]
     return any(marker in name for name in names for marker in NOT_FOUND_MARKERS)
-
-
-def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
-    """Names of the properties whose value differs (added and removed ones included)."""
-    return {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
 
 
 def as_list(value: Any) -> list[Any]:

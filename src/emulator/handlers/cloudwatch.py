@@ -58,7 +58,6 @@ class AlarmHandler(Emulated, CloudFormationModel):
 
     TYPE = "AWS::CloudWatch::Alarm"
     NAME_PROPERTY = "AlarmName"
-    REPLACED_BY = frozenset({"AlarmName"})
     ATTRIBUTES = ("Arn",)
 
     @property

@@ -12,22 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
-from moto.moto_api._internal import mock_random
 from moto.s3.models import s3_backends
 from moto.sns.models import SNSBackend, sns_backends
 from moto.sqs.models import SQSBackend, sqs_backends
 
-from emulator.handlers.base import Emulated, as_list
+from emulator.handlers.base import Emulated, as_list, generated_id
 
 
 def policy_text(document: Any) -> str:
     """A policy document as the APIs take it: JSON text."""
     return document if isinstance(document, str) else json.dumps(document)
-
-
-def generated_id(name: str) -> str:
-    """A physical id like CloudFormation's for types whose Ref is only an id."""
-    return f"{name}-{mock_random.get_random_hex(8)}"
 
 
 class QueuePolicyHandler(Emulated, CloudFormationModel):
@@ -105,7 +99,6 @@ class BucketPolicyHandler(Emulated, CloudFormationModel):
     """AWS::S3::BucketPolicy."""
 
     TYPE = "AWS::S3::BucketPolicy"
-    REPLACED_BY = frozenset({"Bucket"})
 
     @property
     def backend(self) -> Any:

@@ -34,7 +34,6 @@ class SubscriptionHandler(Emulated, CloudFormationModel):
     """A subscription of an endpoint to a topic (an email one stays pending, as on AWS)."""
 
     TYPE = "AWS::SNS::Subscription"
-    REPLACED_BY = frozenset({"Endpoint", "Protocol", "TopicArn", "Region"})
 
     @property
     def backend(self) -> SNSBackend:

@@ -48,7 +48,6 @@ class WebAclHandler(WafResource, CloudFormationModel):
 
     TYPE = "AWS::WAFv2::WebACL"
     NAME_PROPERTY = "Name"
-    REPLACED_BY = frozenset({"Name", "Scope"})
     ATTRIBUTES = ("Arn", "Id", "LabelNamespace", "Capacity")
 
     def create(self, name: str) -> None:
@@ -85,7 +84,6 @@ class WebAclAssociationHandler(WafResource, CloudFormationModel):
     """AWS::WAFv2::WebACLAssociation: a web ACL in front of a stage (or load balancer...)."""
 
     TYPE = "AWS::WAFv2::WebACLAssociation"
-    REPLACED_BY = frozenset({"ResourceArn", "WebACLArn"})
 
     def create(self, name: str) -> None:
         p = self.properties
@@ -100,7 +98,6 @@ class LoggingConfigurationHandler(WafResource, CloudFormationModel):
     """AWS::WAFv2::LoggingConfiguration: where a web ACL's request logs go; `Ref` is the ACL ARN."""
 
     TYPE = "AWS::WAFv2::LoggingConfiguration"
-    REPLACED_BY = frozenset({"ResourceArn"})
     ATTRIBUTES = ("ManagedByFirewallManager",)
 
     @property
