@@ -2,7 +2,8 @@
 
 moto's RestApi, Resource, VPCEndpoint, RouteTable, SubnetRouteTableAssociation, FlowLog and
 ManagedPolicy models cannot be deleted through CloudFormation (a destroyed stack or a removed
-resource would leave them behind), and many models cannot be updated: moto then stores None
+resource would leave them behind), its S3 bucket delete leaves a bucket with objects in place
+without failing, and many models cannot be updated: moto then stores None
 for the resource, so the stack loses it and every later `Ref` to it breaks. Here:
 
 - each of those models gets a `delete`;
@@ -34,6 +35,9 @@ from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.ec2.models.vpcs import VPC, VPCEndPoint
 from moto.iam.models import ManagedPolicy, iam_backends
 from moto.kms.models import Key, kms_backends
+from moto.s3.exceptions import BucketNotEmpty
+from moto.s3.models import FakeBucket, s3_backends
+from moto.utilities.utils import get_partition
 
 from emulator.handlers.base import as_list, is_not_found, replaces, tag_map, truthy
 from emulator.patches import once, resource_event, stack_of
@@ -73,6 +77,12 @@ def delete_flow_log(self: Any, account_id: str, region_name: str) -> None:
     ec2_backends[account_id][region_name].delete_flow_logs([self.id])
 
 
+def delete_bucket(self: Any, account_id: str, region_name: str) -> None:
+    # moto's delete leaves a bucket with objects in place without a word; S3 refuses it.
+    if s3_backends[account_id][get_partition(region_name)].delete_bucket(self.name) is None:
+        raise BucketNotEmpty(self.name)
+
+
 def delete_managed_policy(self: Any, account_id: str, region_name: str) -> None:
     # CloudFormation detaches a managed policy from its roles before deleting it.
     backend = iam_backends[account_id][self.partition]
@@ -90,6 +100,7 @@ DELETES: dict[type, Callable[..., None]] = {
     SubnetRouteTableAssociation: delete_route_table_association,
     FlowLogs: delete_flow_log,
     ManagedPolicy: delete_managed_policy,
+    FakeBucket: delete_bucket,
 }
 
 

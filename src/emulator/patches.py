@@ -10,6 +10,11 @@ Each fix is one wrapper around one moto function, installed once by `emulator.in
   IN_PROGRESS/COMPLETE (or FAILED) events, a failed create is rolled back (what was made is
   deleted, ROLLBACK_COMPLETE) and a failed update ends UPDATE_ROLLBACK_FAILED (the emulator
   cannot undo a partial update: destroy and deploy again);
+- deletes: moto reports no resource event, deletes a retained resource removed from the
+  template, and on a resource it cannot delete drops the stack (HTTP 500) or answers HTTP 500
+  to the change set; here each resource gets DELETE_COMPLETE (DELETE_SKIPPED when retained),
+  and a failed delete its DELETE_FAILED event with the reason, the stack DELETE_FAILED
+  (or UPDATE_ROLLBACK_FAILED for a change set);
 - SQS SetQueueAttributes without a Policy wipes the queue's policy in moto, not on AWS;
 - S3 bucket policies: moto evaluates them without their Conditions, so a TLS-only Deny
   (aws:SecureTransport false) denies every request; the emulator stores resource policies and
@@ -144,6 +149,9 @@ class ResourceFailed(Exception):
 
 def stack_of(resources_map: Any) -> Any:
     """The moto Stack a ResourceMap belongs to, or None (a stack being created directly)."""
+    deleting = resources_map.__dict__.get("_emulator_stack")
+    if deleting is not None:  # moto takes a stack out of its list before deleting it
+        return deleting
     backend = cfn_models.cloudformation_backends[resources_map._account_id][
         resources_map._region_name
     ]
@@ -223,6 +231,7 @@ def roll_back_create(stack: Any, failure: ResourceFailed) -> None:
         resource_status_reason=f"The following resource(s) failed to create: "
         f"[{failure.logical_id}]. Rollback requested by user.",
     )
+    stack.resource_map._emulator_rolling_back = True  # RetainExceptOnCreate goes too
     try:
         stack.resource_map.delete()
     except Exception as error:  # noqa: BLE001 - moto raises any service error here
@@ -248,16 +257,119 @@ def patch_execute_change_set(original: Callable[..., Any]) -> Callable[..., Any]
             if change_set.change_set_type == "CREATE":
                 roll_back_create(stack, failure)
                 return
-            reason = (
-                f"The following resource(s) failed to update: [{failure.logical_id}]. The "
-                "emulator cannot roll back an update: destroy the stack and deploy again."
-            )
-            stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
-            stack.status = "UPDATE_ROLLBACK_FAILED"
+            update_failed(stack, failure.logical_id)
+            return
+        except Exception:  # a removed resource moto could not delete: its reason is kept
+            failure = delete_failure(stack)
+            if failure is None:
+                raise
+            change_set.execution_status = "EXECUTE_FAILED"
+            update_failed(stack, failure)
             return
         refresh_outputs(stack)
 
     return execute_change_set
+
+
+def update_failed(stack: Any, logical_id: str) -> None:
+    """A failed update as the emulator ends it: UPDATE_ROLLBACK_FAILED, with the reason."""
+    reason = (
+        f"The following resource(s) failed to update: [{logical_id}]. The emulator cannot "
+        "roll back an update: destroy the stack and deploy again."
+    )
+    stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
+    stack.status = "UPDATE_ROLLBACK_FAILED"
+
+
+# -- deletes -------------------------------------------------------------------------------------
+def retained(resources_map: Any, resource_json: Mapping[str, Any]) -> bool:
+    """True when CloudFormation leaves the resource in place instead of deleting it."""
+    policy = resource_json.get("DeletionPolicy")
+    rolling_back = resources_map.__dict__.get("_emulator_rolling_back", False)
+    return policy == "Retain" or (policy == "RetainExceptOnCreate" and not rolling_back)
+
+
+def patch_delete_resource(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def delete_resource(self: Any, resource: Any, resource_json: dict[str, Any]) -> None:
+        stack = stack_of(self)
+        logical = str(getattr(resource, "logical_resource_id", ""))
+        kind = str(resource_json.get("Type", ""))
+        physical = str(getattr(resource, "physical_resource_id", "") or "")
+        if retained(self, resource_json):
+            # moto deleted a retained resource removed from the template (and every
+            # RetainExceptOnCreate one): CloudFormation keeps it.
+            resource_event(stack, logical, kind, physical, "DELETE_SKIPPED")
+            return
+        try:
+            original(self, resource, resource_json)
+        except Exception as error:
+            # moto tries again in a later pass; the last failure is the one it reports.
+            reason = str(error).strip() or type(error).__name__
+            self._emulator_delete_failure = (logical, kind, physical, reason)
+            raise
+        resource_event(stack, logical, kind, physical, "DELETE_COMPLETE")
+
+    return delete_resource
+
+
+def delete_failure(stack: Any) -> str | None:
+    """The resource whose delete failed last (its DELETE_FAILED event added), or None."""
+    failure = stack.resource_map.__dict__.pop("_emulator_delete_failure", None)
+    if failure is None:
+        return None
+    logical, kind, physical, reason = failure
+    resource_event(stack, logical, kind, physical, "DELETE_FAILED", reason)
+    return str(logical)
+
+
+def patch_stack_delete(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def delete(self: Any) -> None:
+        self.resource_map._emulator_stack = self
+        self.resource_map.__dict__.pop("_emulator_delete_failure", None)
+        for logical, resource_json in self.resource_map._resource_json_map.items():
+            # moto skips these without a word; CloudFormation reports each one.
+            if resource_json.get("DeletionPolicy") == "Retain":
+                resource = self.resource_map._parsed_resources.get(logical)
+                if resource is not None and not isinstance(resource, str):
+                    physical = str(getattr(resource, "physical_resource_id", "") or "")
+                    kind = resource_json.get("Type", "")
+                    resource_event(self, logical, kind, physical, "DELETE_SKIPPED")
+        try:
+            original(self)
+        finally:
+            del self.resource_map._emulator_stack
+
+    return delete
+
+
+def patch_delete_stack(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def delete_stack(self: Any, name_or_stack_id: str) -> None:
+        before = dict(self.stacks)
+        try:
+            original(self, name_or_stack_id)
+        except Exception:  # a resource moto could not delete: its reason is kept
+            dropped = [
+                (stack_id, stack)
+                for stack_id, stack in before.items()
+                if stack_id not in self.stacks and stack_id not in self.deleted_stacks
+            ]
+            failures = [(stack_id, stack, delete_failure(stack)) for stack_id, stack in dropped]
+            if not failures or any(failure is None for _, _, failure in failures):
+                raise
+            for stack_id, stack, failure in failures:
+                # moto dropped the half-deleted stack; CloudFormation keeps it DELETE_FAILED.
+                self.stacks[stack_id] = stack
+                stack._add_stack_event(
+                    "DELETE_FAILED",
+                    resource_status_reason=f"The following resource(s) failed to delete: "
+                    f"[{failure}].",
+                )
+                stack.status = "DELETE_FAILED"
+
+    return delete_stack
 
 
 def patch_stack_resources(original: property) -> property:
@@ -309,6 +421,9 @@ def install() -> list[str]:
     once(cfn_models.CloudFormationBackend, "execute_change_set", patch_execute_change_set)
     once(cfn_models.Stack, "create_resources", patch_create_resources)
     once(cfn_models.Stack, "stack_resources", patch_stack_resources)
+    once(parsing.ResourceMap, "_delete_resource", patch_delete_resource)
+    once(cfn_models.Stack, "delete", patch_stack_delete)
+    once(cfn_models.CloudFormationBackend, "delete_stack", patch_delete_stack)
     once(Queue, "_set_attributes", patch_queue_attributes)
     once(FakeBucket, "get_permission", patch_bucket_permission)
     return [
@@ -316,6 +431,8 @@ def install() -> list[str]:
         "Fn::Cidr",
         "change sets: DependsOn order, resource events, Outputs, rollback of a failed create",
         "stack resources: none listed for a resource whose condition is false",
+        "deletes: DELETE_COMPLETE/SKIPPED/FAILED events, DeletionPolicy Retain on removal, "
+        "a failed delete leaves the stack DELETE_FAILED",
         "SQS SetQueueAttributes keeps the queue policy",
         "S3 bucket policies stored, not evaluated",
     ]

@@ -522,3 +522,75 @@ def test_outputs_after_change_set(aws: Any, change_type: str) -> None:
     assert [o["OutputKey"] for o in outputs] == ["TopicArn"] and ":sns:" in outputs[0][
         "OutputValue"
     ]
+
+
+def test_subscription_attribute_removed_from_the_template_is_unset(aws: Any) -> None:
+    sns = aws("sns")
+    subscription = {
+        "Type": "AWS::SNS::Subscription",
+        "Properties": {
+            "TopicArn": {"Ref": "Topic"},
+            "Protocol": "sqs",
+            "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "RawMessageDelivery": True,
+            "FilterPolicy": {"severity": ["critical"]},
+        },
+    }
+    resources = {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "t"}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "q"}},
+        "Subscription": subscription,
+    }
+    ids = apply(aws, "unset", resources)
+    resources["Subscription"] = with_props(subscription)
+    for name in ("RawMessageDelivery", "FilterPolicy"):
+        del resources["Subscription"]["Properties"][name]
+    apply(aws, "unset", resources)
+    attributes = sns.get_subscription_attributes(SubscriptionArn=ids["Subscription"])["Attributes"]
+    assert "FilterPolicy" not in attributes and attributes["RawMessageDelivery"] == "false"
+
+
+def failure_reason(aws: Any, stack: str) -> tuple[str, str]:
+    events = aws("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    (failed,) = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
+    return failed["LogicalResourceId"], failed["ResourceStatusReason"]
+
+
+def test_usage_plan_and_waf_association_need_their_stage(aws: Any) -> None:
+    # API Gateway and WAF refuse a stage that does not exist yet: a template whose plan or
+    # association names the stage without depending on it fails on a fresh account.
+    stage_arn = {"Fn::Sub": "arn:aws:apigateway:${AWS::Region}::/restapis/${Api}/stages/prod"}
+    association = {
+        "Type": "AWS::WAFv2::WebACLAssociation",
+        "Properties": {"ResourceArn": stage_arn, "WebACLArn": {"Fn::GetAtt": ["Acl", "Arn"]}},
+    }
+    apply(aws, "early-waf", {**rest_api(), "Acl": web_acl(), "Association": association})
+    assert status(aws, "early-waf") == "ROLLBACK_COMPLETE"
+    assert failure_reason(aws, "early-waf")[0] == "Association"
+    plan = {
+        "Type": "AWS::ApiGateway::UsagePlan",
+        "Properties": {"ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}]},
+    }
+    apply(aws, "early-plan", {**rest_api(), "Plan": plan})
+    assert status(aws, "early-plan") == "ROLLBACK_COMPLETE"
+    logical, reason = failure_reason(aws, "early-plan")
+    assert logical == "Plan" and "API Stage not found" in reason
+
+
+def test_waf_logging_accepts_a_log_group_name_with_a_slash(aws: Any) -> None:
+    resources = {
+        "Logs": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": "aws-waf-logs-payments/qa"},
+        },
+        "Acl": web_acl(),
+        "Logging": {
+            "Type": "AWS::WAFv2::LoggingConfiguration",
+            "Properties": {
+                "ResourceArn": {"Fn::GetAtt": ["Acl", "Arn"]},
+                "LogDestinationConfigs": [{"Fn::GetAtt": ["Logs", "Arn"]}],
+            },
+        },
+    }
+    apply(aws, "waf-slash", resources)
+    assert status(aws, "waf-slash") == "CREATE_COMPLETE"

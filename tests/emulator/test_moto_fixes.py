@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from tests.emulator.stacks import apply, rest_api, status
+from tests.emulator.stacks import apply, rest_api, stack_exists, status
 
 
 def test_fn_cidr_gives_the_subnets_cloudformation_gives(aws: Any) -> None:
@@ -325,3 +325,42 @@ def test_vpc_dns_attributes_and_endpoint_policy(aws: Any) -> None:
         failed["LogicalResourceId"] == "Endpoint"
         and "enableDnsHostnames" in failed["ResourceStatusReason"]
     )
+
+
+def resource_events(aws: Any, stack: str) -> list[tuple[str, str]]:
+    events = aws("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"]) for e in reversed(events)]
+
+
+def test_deletes_are_reported_retained_resources_kept_failed_deletes_fail(aws: Any) -> None:
+    cfn, sqs, s3 = aws("cloudformation"), aws("sqs"), aws("s3")
+    resources = {
+        "Kept": {
+            "Type": "AWS::SQS::Queue",
+            "DeletionPolicy": "Retain",
+            "Properties": {"QueueName": "kept"},
+        },
+        "Gone": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "gone"}},
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "full-bucket"}},
+    }
+    apply(aws, "deletes", resources)
+    apply(aws, "deletes", {"Bucket": resources["Bucket"]})
+    # moto deleted the retained queue too, and reported neither.
+    assert [u.rsplit("/", 1)[-1] for u in sqs.list_queues()["QueueUrls"]] == ["kept"]
+    assert {("Kept", "DELETE_SKIPPED"), ("Gone", "DELETE_COMPLETE")} <= set(
+        resource_events(aws, "deletes")
+    )
+    # S3 refuses to delete a bucket with objects: the stack stays, DELETE_FAILED, with why.
+    s3.put_object(Bucket="full-bucket", Key="k", Body=b"x")
+    cfn.delete_stack(StackName="deletes")
+    assert status(aws, "deletes") == "DELETE_FAILED"
+    events = cfn.describe_stack_events(StackName="deletes")["StackEvents"]
+    failed = [
+        (e["LogicalResourceId"], e["ResourceStatusReason"])
+        for e in events
+        if e["ResourceStatus"] == "DELETE_FAILED" and e["ResourceType"] == "AWS::S3::Bucket"
+    ]
+    assert [logical for logical, _ in failed] == ["Bucket"] and "not empty" in failed[0][1]
+    s3.delete_object(Bucket="full-bucket", Key="k")
+    cfn.delete_stack(StackName="deletes")
+    assert not stack_exists(cfn, "deletes") and s3.list_buckets()["Buckets"] == []

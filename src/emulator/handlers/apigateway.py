@@ -16,7 +16,7 @@ from typing import Any
 from moto.apigateway.models import APIGatewayBackend, apigateway_backends
 from moto.core.common_models import CloudFormationModel
 
-from emulator.handlers.base import Emulated, tag_map, truthy
+from emulator.handlers.base import Emulated, is_not_found, tag_map, truthy
 
 # CloudFormation's MethodSetting property -> the path suffix UpdateStage patches.
 METHOD_SETTING_PATHS = {
@@ -303,11 +303,26 @@ class UsagePlanHandler(ApiGatewayResource, CloudFormationModel):
     def create(self, name: str) -> None:
         payload = {"name": self.properties.get("UsagePlanName") or name}
         payload.update(usage_plan_fields(self.properties))
+        self.check_stages(payload["apiStages"])
         self.physical_id = self.backend.create_usage_plan(payload).id
+
+    def check_stages(self, stages: list[dict[str, Any]]) -> None:
+        """API Gateway refuses a plan naming a stage that does not exist (yet): so do we."""
+        for stage in stages:
+            try:
+                self.backend.get_stage(stage["apiId"], stage["stage"])
+            except Exception as error:
+                if not is_not_found(error):
+                    raise
+                raise ValueError(
+                    f"API Stage not found: {stage['apiId']}:{stage['stage']} (a usage plan "
+                    "must depend on its stage)"
+                ) from None
 
     def update(self, properties: Mapping[str, Any]) -> None:
         plan = self.backend.get_usage_plan(self.physical_id)
         fields = usage_plan_fields(properties)
+        self.check_stages(fields["apiStages"])
         plan.name = properties.get("UsagePlanName") or plan.name
         plan.description = fields["description"]
         plan.api_stages = fields["apiStages"]

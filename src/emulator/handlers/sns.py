@@ -50,6 +50,20 @@ class SubscriptionHandler(Emulated, CloudFormationModel):
             if name in properties:
                 value = attribute_value(name, properties[name])
                 self.backend.set_subscription_attributes(self.physical_id, name, value)
+        for name in reversed(ATTRIBUTE_PROPERTIES):
+            if name in self.properties and name not in properties:
+                self.clear(name)
+
+    def clear(self, name: str) -> None:
+        """A property gone from the template: SNS's default again (the attribute unset)."""
+        if name == "RawMessageDelivery":
+            self.backend.set_subscription_attributes(self.physical_id, name, "false")
+            return
+        self.backend.set_subscription_attributes(self.physical_id, name, "")
+        subscription = next(
+            s for s in self.backend.subscriptions.values() if s.arn == self.physical_id
+        )
+        subscription.attributes.pop(name, None)
 
     def remove(self) -> None:
         self.backend.unsubscribe(self.physical_id)

@@ -7,16 +7,34 @@ and read back as on AWS. No rule is evaluated: nothing here inspects or blocks a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from moto.apigateway.models import apigateway_backends
 from moto.core.common_models import CloudFormationModel
 from moto.wafv2.models import WAFV2Backend, wafv2_backends
 
-from emulator.handlers.base import Emulated, tag_list
+from emulator.handlers.base import Emulated, is_not_found, tag_list
 
 # WAF accepts only destinations whose name starts with this (CloudWatch Logs, S3, Firehose).
 LOG_DESTINATION_PREFIX = "aws-waf-logs-"
+
+
+STAGE_ARN = re.compile(r"^arn:[\w-]+:apigateway:([\w-]+)::/restapis/([^/]+)/stages/([^/]+)$")
+
+
+def destination_name(arn: str) -> str:
+    """The name of a WAF log destination: log group, S3 bucket or Firehose stream."""
+    parts = arn.split(":", 5)
+    service, resource = (parts[2], parts[5]) if len(parts) == 6 else ("", arn)
+    if service == "logs":
+        return resource.removeprefix("log-group:").removesuffix(":*")
+    if service == "s3":
+        return resource.split("/", 1)[0]
+    if service == "firehose":
+        return resource.removeprefix("deliverystream/")
+    return resource
 
 
 class WafResource(Emulated):
@@ -87,11 +105,40 @@ class WebAclAssociationHandler(WafResource, CloudFormationModel):
 
     def create(self, name: str) -> None:
         p = self.properties
+        stage = self.stage()
         self.backend.associate_web_acl(str(p["WebACLArn"]), str(p["ResourceArn"]))
+        if stage is not None:
+            stage.web_acl_arn = str(p["WebACLArn"])  # moto matches only alphanumeric names
         self.physical_id = f"{p['ResourceArn']}|{p['WebACLArn']}"
+
+    def stage(self) -> Any:
+        """The API Gateway stage the association protects (None for another resource type).
+
+        WAF refuses to associate a resource that does not exist (yet), so a template whose
+        association does not depend on its stage fails here as on AWS.
+        """
+        match = STAGE_ARN.match(str(self.properties["ResourceArn"]))
+        if match is None:
+            return None
+        region, api, stage = match.groups()
+        try:
+            return apigateway_backends[self.account_id][region].get_stage(api, stage)
+        except Exception as error:
+            if not is_not_found(error):
+                raise
+            raise ValueError(
+                "AWS WAF couldn't perform the operation because your resource doesn't exist: "
+                f"{self.properties['ResourceArn']}"
+            ) from None
 
     def remove(self) -> None:
         self.backend.disassociate_web_acl(str(self.properties["ResourceArn"]))
+        try:
+            stage = self.stage()
+        except ValueError:  # the stage went first
+            return
+        if stage is not None:
+            stage.web_acl_arn = None
 
 
 class LoggingConfigurationHandler(WafResource, CloudFormationModel):
@@ -116,8 +163,7 @@ class LoggingConfigurationHandler(WafResource, CloudFormationModel):
         for destination in destinations:
             # What WAF itself refuses (WAFInvalidParameterException), so a template that
             # would fail on AWS fails here too.
-            resource = destination.split(":", 5)[-1]
-            name = resource.split(":", 1)[-1].split("/", 1)[-1].rstrip(":*")
+            name = destination_name(destination)
             if not name.startswith(LOG_DESTINATION_PREFIX):
                 raise ValueError(
                     f"WAF logging destination {destination}: its name must start with "
