@@ -4,8 +4,9 @@ Each fix is one wrapper around one moto function, installed once by `emulator.in
 
 - tagged AWS::KMS::Key: moto reads the KMS API's TagKey/TagValue from the template's Key/Value;
 - `Fn::Cidr`, which moto's template parser lacks (a subnet's `Select` over it failed);
-- change sets: moto leaves Outputs empty after ExecuteChangeSet, creates added resources
-  in template order ignoring DependsOn, reports no resource events, and on a failing
+- change sets: moto leaves Outputs empty after ExecuteChangeSet, lists no Replacement for a
+  modified resource, creates added resources in template order ignoring DependsOn, reports
+  no resource events, and on a failing
   resource answers HTTP 500 leaving the stack half-made; here every resource gets its
   IN_PROGRESS/COMPLETE (or FAILED) events, a failed create is rolled back (what was made is
   deleted, ROLLBACK_COMPLETE) and a failed update ends UPDATE_ROLLBACK_FAILED (the emulator
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -135,6 +137,40 @@ def patch_resource_diff(original: Callable[..., Any]) -> Callable[..., Any]:
         return diff
 
     return build_resource_diff
+
+
+def replacement(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """DescribeChangeSet's Replacement for a modified resource: True when a create-only
+    property of its registry schema changes, Conditional when that change goes through an
+    intrinsic function (its value is known only when the change set runs), else False."""
+    from emulator.handlers.base import create_only_properties, value_at
+
+    changed = [
+        (value_at(old.get("Properties", {}), path), value_at(new.get("Properties", {}), path))
+        for path in create_only_properties(kind)
+    ]
+    changed = [pair for pair in changed if pair[0] != pair[1]]
+    if not changed:
+        return "False"
+    if any("Ref" in json.dumps(pair) or "Fn::" in json.dumps(pair) for pair in changed):
+        return "Conditional"
+    return "True"
+
+
+def patch_change_set_diff(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def diff(self: Any) -> Any:
+        changes = original(self)
+        old = self.stack.resource_map._resource_json_map
+        new = self.template_dict.get("Resources", {})
+        for change in changes:
+            if change.action == "Modify":
+                # moto lists no Replacement, so a preview never warned of one.
+                name = change.logical_resource_id
+                change.replacement = replacement(change.resource_type, old[name], new[name])
+        return changes
+
+    return diff
 
 
 class ResourceFailed(Exception):
@@ -416,6 +452,7 @@ def install() -> list[str]:
     once(Key, "create_from_cloudformation_json", patch_kms_key)
     once(parsing, "clean_json", patch_clean_json)
     once(parsing.ResourceMap, "build_resource_diff", patch_resource_diff)
+    once(cfn_models.ChangeSet, "diff", patch_change_set_diff)
     once(parsing, "parse_and_create_resource", with_events("CREATE"))
     once(parsing, "parse_and_update_resource", with_events("UPDATE"))
     once(cfn_models.CloudFormationBackend, "execute_change_set", patch_execute_change_set)
@@ -429,7 +466,8 @@ def install() -> list[str]:
     return [
         "AWS::KMS::Key tags in the template's Key/Value shape",
         "Fn::Cidr",
-        "change sets: DependsOn order, resource events, Outputs, rollback of a failed create",
+        "change sets: DependsOn order, Replacement, resource events, Outputs, rollback of a "
+        "failed create",
         "stack resources: none listed for a resource whose condition is false",
         "deletes: DELETE_COMPLETE/SKIPPED/FAILED events, DeletionPolicy Retain on removal, "
         "a failed delete leaves the stack DELETE_FAILED",

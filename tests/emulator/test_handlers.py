@@ -594,3 +594,41 @@ def test_waf_logging_accepts_a_log_group_name_with_a_slash(aws: Any) -> None:
     }
     apply(aws, "waf-slash", resources)
     assert status(aws, "waf-slash") == "CREATE_COMPLETE"
+
+
+def test_change_set_says_which_modification_replaces(aws: Any) -> None:
+    # moto listed no Replacement: a --no-execute preview never warned of one.
+    cfn = aws("cloudformation")
+
+    def alarm(name: str, threshold: int) -> dict[str, Any]:
+        return {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": name,
+                "Namespace": "AWS/Lambda",
+                "MetricName": "Errors",
+                "Statistic": "Sum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": threshold,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            },
+        }
+
+    apply(aws, "preview", {"Renamed": alarm("a", 1), "Retuned": alarm("b", 1)})
+    cfn.create_change_set(
+        StackName="preview",
+        ChangeSetName="next",
+        ChangeSetType="UPDATE",
+        TemplateBody=json.dumps(
+            {"Resources": {"Renamed": alarm("a2", 1), "Retuned": alarm("b", 5)}}
+        ),
+    )
+    changes = cfn.describe_change_set(StackName="preview", ChangeSetName="next")["Changes"]
+    assert {
+        c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"]["Replacement"]
+        for c in changes
+    } == {
+        "Renamed": "True",
+        "Retuned": "False",
+    }

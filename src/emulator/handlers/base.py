@@ -40,24 +40,30 @@ def tag_map(properties: Mapping[str, Any]) -> dict[str, str]:
 def create_only_properties(resource_type: str) -> tuple[tuple[str, ...], ...]:
     """The property paths whose change replaces a resource of this type: the
     `createOnlyProperties` of its CloudFormation registry schema (the copy cfn-lint ships)."""
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
 
-    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    except ResourceNotFoundError:  # a custom resource: no schema, nothing is create-only
+        return ()
     return tuple(
         tuple(pointer.split("/")[2:]) for pointer in schema.get("createOnlyProperties", [])
     )
 
 
+def value_at(properties: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a property path (None where the path is missing)."""
+    value: Any = properties
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 def replaces(resource_type: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True when CloudFormation replaces the resource to go from `old` to `new` properties."""
-
-    def at(properties: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-        value: Any = properties
-        for key in path:
-            value = value.get(key) if isinstance(value, Mapping) else None
-        return value
-
-    return any(at(old, path) != at(new, path) for path in create_only_properties(resource_type))
+    return any(
+        value_at(old, path) != value_at(new, path) for path in create_only_properties(resource_type)
+    )
 
 
 class Emulated:
