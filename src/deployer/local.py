@@ -19,7 +19,10 @@ from emulator.server import (
 from emulator.server import (
     DEFAULT_PORT,
     HOST,
+    PROBE_TIMEOUT,
     ForeignServerError,
+    UnresponsiveServerError,
+    code_digest,
     probe,
 )
 from emulator.server import (
@@ -91,20 +94,33 @@ def emulator_server(port: int) -> Iterator[Any]:
 
 
 @contextmanager
-def local_target(port: int = DEFAULT_PORT) -> Iterator[LocalTarget]:
+def local_target(
+    port: int = DEFAULT_PORT, probe_timeout: float = PROBE_TIMEOUT
+) -> Iterator[LocalTarget]:
     """The running emulator on 127.0.0.1:port when there is one, else a throwaway one."""
     endpoint = f"http://{HOST}:{port}"
     foreign = ""
     try:
-        running = probe(endpoint)
+        running = probe(endpoint, timeout=probe_timeout)
     except ForeignServerError as error:
         running, foreign = None, f"{error}; "
+    except UnresponsiveServerError as error:
+        # Likely our emulator, busy: deploying elsewhere would leave its state as it was.
+        raise LocalEmulatorError(
+            reason=f"{error}: try again, or stop what listens there or pass --local-port"
+        ) from None
     if running is not None:
+        stale = ""
+        if running.code != code_digest():
+            stale = (
+                "; warning: it runs other emulator code than this checkout (started from "
+                "another one, or before a change to src/emulator): restart it to use this code"
+            )
         yield LocalTarget(
             endpoint,
             kept=True,
             note=f"--local: using the emulator at {endpoint} (deploy.py --local-server, pid "
-            f"{running.pid}); its state stays after this run; nothing reaches AWS",
+            f"{running.pid}); its state stays after this run; nothing reaches AWS{stale}",
         )
         return
     with emulator_server(0) as server:

@@ -6,6 +6,7 @@ has the handlers installed, from anything else on the port (a plain moto server,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -35,6 +37,9 @@ EMULATOR_NAME = "payment-infrastructure-emulator"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+PROBE_TIMEOUT = 5.0  # seconds: a loaded machine answers slowly, never that slowly
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """What a running emulator says about itself."""
@@ -43,10 +48,25 @@ class ServerInfo:
     pid: int
     moto: str
     started: float
+    code: str = ""  # code_digest() of the process that serves
 
 
 class ForeignServerError(Exception):
     """Something that is not our emulator answers on the port."""
+
+
+class UnresponsiveServerError(Exception):
+    """Something accepts connections on the port but does not answer."""
+
+
+def code_digest() -> str:
+    """A digest of the emulator's source files, so a client can tell a server running other
+    code (started from another checkout, or before an edit) from one running its own."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def with_info(app: WsgiApp, info: dict[str, Any]) -> WsgiApp:
@@ -108,6 +128,7 @@ class EmulatorServer:
             "pid": os.getpid(),
             "moto": moto.__version__,
             "started": time.time(),
+            "code": code_digest(),
         }
         app = with_info(DomainDispatcherApplication(create_backend_app), info)
         self._server = make_server(
@@ -153,11 +174,13 @@ def serve(port: int = DEFAULT_PORT, ready: Callable[[EmulatorServer], None] | No
             return
 
 
-def probe(endpoint: str, timeout: float = 1.0) -> ServerInfo | None:
+def probe(endpoint: str, timeout: float = PROBE_TIMEOUT) -> ServerInfo | None:
     """The emulator answering at endpoint, None when nothing listens there.
 
     Raises ForeignServerError when something else answers (a plain moto server, LocalStack):
-    it has none of our handlers, so deploying there would skip resources.
+    it has none of our handlers, so deploying there would skip resources; and
+    UnresponsiveServerError when something accepts the connection but does not answer in
+    `timeout` seconds (a busy emulator is not taken for an absent one).
     """
     try:
         with urllib.request.urlopen(endpoint + INFO_PATH, timeout=timeout) as response:  # noqa: S310 - loopback URL we built
@@ -166,8 +189,17 @@ def probe(endpoint: str, timeout: float = 1.0) -> ServerInfo | None:
         raise ForeignServerError(
             f"{endpoint} answers HTTP {error.code}: not the emulator"
         ) from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ConnectionRefusedError):
+            return None
+        if isinstance(reason, TimeoutError):
+            raise UnresponsiveServerError(
+                f"{endpoint} accepted the connection but did not answer in {timeout:g} s"
+            ) from None
+        raise ForeignServerError(
+            f"{endpoint} answers, but not as the emulator ({reason})"
+        ) from None
     except ValueError:
         raise ForeignServerError(f"{endpoint} answers, but not as the emulator") from None
     if not isinstance(data, dict) or data.get("emulator") != EMULATOR_NAME:
@@ -177,4 +209,5 @@ def probe(endpoint: str, timeout: float = 1.0) -> ServerInfo | None:
         pid=int(data["pid"]),
         moto=str(data["moto"]),
         started=float(data["started"]),
+        code=str(data.get("code", "")),
     )

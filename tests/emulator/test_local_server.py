@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import deploy
+import emulator
 from deployer import local
 
 pytestmark = pytest.mark.slow
@@ -113,3 +114,22 @@ def test_missing_moto_says_what_to_install(capsys: Any, monkeypatch: pytest.Monk
     monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
     code, out = run(capsys, "--local-server")
     assert code == 1 and "pip install -e '.[dev]'" in out
+
+
+def test_a_busy_listener_is_not_taken_for_no_emulator() -> None:
+    # Accepts, never answers: --local must not deploy to a throwaway emulator instead.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(local.LocalEmulatorError, match="did not answer"):
+            with local.local_target(silent.getsockname()[1], probe_timeout=0.2):
+                pass
+
+
+def test_an_emulator_running_other_code_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator.start() as server:
+        with local.local_target(server.port) as target:
+            assert target.kept and "other emulator code" not in target.note
+        monkeypatch.setattr(local, "code_digest", lambda: "edited-since")
+        with local.local_target(server.port) as target:
+            assert target.kept and "runs other emulator code than this checkout" in target.note
