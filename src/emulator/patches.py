@@ -4,6 +4,7 @@ Each fix is one wrapper around one moto function, installed once by `emulator.in
 
 - tagged AWS::KMS::Key: moto reads the KMS API's TagKey/TagValue from the template's Key/Value;
 - `Fn::Cidr`, which moto's template parser lacks (a subnet's `Select` over it failed);
+- a JSON template is parsed as JSON (moto ran PyYAML's pure-Python loader on it first);
 - change sets: moto leaves Outputs empty after ExecuteChangeSet, lists no Replacement for a
   modified resource, creates added resources in template order ignoring DependsOn, reports
   no resource events, and on a failing
@@ -31,8 +32,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import yaml
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
+from moto.cloudformation import responses as cfn_responses
 from moto.iam.access_control import PermissionResult
 from moto.kms.models import Key
 from moto.s3.models import FakeBucket
@@ -104,6 +107,28 @@ def patch_clean_json(original: Callable[..., Any]) -> Callable[..., Any]:
         return original(resource_json, resources_map)
 
     return clean_json
+
+
+# -- template parsing -----------------------------------------------------------------------------
+class JsonFirstYaml:
+    """The `yaml` module as moto's CloudFormation sees it, reading a JSON template as JSON.
+
+    moto parses every template with PyYAML's pure-Python loader first, 70 % of the time a
+    platform deploy takes here; CloudFormation reads a JSON template as JSON, and for JSON the
+    two agree. YAML templates still go to PyYAML.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(yaml, name)
+
+    @staticmethod
+    def load(stream: Any, Loader: Any) -> Any:
+        if isinstance(stream, str | bytes):
+            try:
+                return json.loads(stream)
+            except ValueError:
+                pass
+        return yaml.load(stream, Loader=Loader)  # noqa: S506 - moto's own call, unchanged
 
 
 # -- change sets ------------------------------------------------------------------------------
@@ -451,6 +476,8 @@ def install() -> list[str]:
     """Install every fix (idempotent); what was fixed, one line each."""
     once(Key, "create_from_cloudformation_json", patch_kms_key)
     once(parsing, "clean_json", patch_clean_json)
+    for module in (cfn_models, cfn_responses):
+        module.yaml = JsonFirstYaml()  # type: ignore[attr-defined]
     once(parsing.ResourceMap, "build_resource_diff", patch_resource_diff)
     once(cfn_models.ChangeSet, "diff", patch_change_set_diff)
     once(parsing, "parse_and_create_resource", with_events("CREATE"))
@@ -466,6 +493,7 @@ def install() -> list[str]:
     return [
         "AWS::KMS::Key tags in the template's Key/Value shape",
         "Fn::Cidr",
+        "JSON templates parsed as JSON",
         "change sets: DependsOn order, Replacement, resource events, Outputs, rollback of a "
         "failed create",
         "stack resources: none listed for a resource whose condition is false",

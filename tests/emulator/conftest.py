@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +30,7 @@ def aws(emulator_server: emulator.EmulatorServer, fake_aws_env: None) -> Client:
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
 
+    @functools.cache  # a client takes ~60 ms to make; one per service per test
     def client(service: str) -> Any:
         return boto3.client(
             service,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,12 +23,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run(capsys: Any, *argv: str) -> tuple[int, str]:
     code = deploy.main(list(argv))
     out = capsys.readouterr()
@@ -35,9 +30,10 @@ def run(capsys: Any, *argv: str) -> tuple[int, str]:
 
 
 def test_state_kept_across_commands_until_ctrl_c(capsys: Any, fake_aws_env: None) -> None:
-    port = str(free_port())
+    # Port 0: the server takes one the OS gives it (a free port picked here first could be
+    # taken by another xdist worker before the server binds it); its first line says which.
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "deploy.py"), "--local-server", "--local-port", port],
+        [sys.executable, str(ROOT / "deploy.py"), "--local-server", "--local-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -47,7 +43,9 @@ def test_state_kept_across_commands_until_ctrl_c(capsys: Any, fake_aws_env: None
     try:
         assert server.stdout is not None
         first = server.stdout.readline()
-        assert f"emulator at http://127.0.0.1:{port}" in first, first
+        found = re.search(r"emulator at http://127\.0\.0\.1:(\d+) ", first)
+        assert found, first
+        port = found.group(1)
         args = (
             "--suffix",
             "srv",
