@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from moto.apigateway.models import Resource, RestAPI, apigateway_backends
@@ -41,6 +41,7 @@ from moto.utilities.utils import get_partition
 
 from emulator.handlers.base import as_list, is_not_found, replaces, tag_map, truthy
 from emulator.patches import once, resource_event, stack_of
+from templates.cfnread import references
 
 
 def delete_rest_api(self: Any, account_id: str, region_name: str) -> None:
@@ -343,27 +344,6 @@ def patch_update(original: Callable[..., Any]) -> Callable[..., Any]:
         return previous
 
     return update
-
-
-def references(value: Any) -> Iterator[str]:
-    """Logical ids a template value refers to through Ref, Fn::GetAtt or Fn::Sub."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                yield inner
-            elif key == "Fn::GetAtt" and isinstance(inner, list) and inner:
-                yield str(inner[0])
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                for name in str(text).split("${")[1:]:
-                    yield name.split("}", 1)[0].split(".", 1)[0]
-                if isinstance(inner, list) and len(inner) > 1:
-                    yield from references(inner[1])
-            else:
-                yield from references(inner)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
 
 
 def patch_dependents(original: Callable[..., Any]) -> Callable[..., Any]:
