@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import botocore.exceptions
+
 _count = [0]
 
 
@@ -90,3 +92,19 @@ def rest_api() -> dict[str, Any]:
             "Properties": {"RestApiId": {"Ref": "Api"}, "Description": {"Ref": "Get"}},
         },
     }
+
+
+def with_props(resource: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of a template resource with some properties changed."""
+    copy = json.loads(json.dumps(resource))
+    copy["Properties"].update(changes)
+    return copy
+
+
+def gone(call: Any) -> bool:
+    """True when the service answers the call with an error (the thing is not there)."""
+    try:
+        call()
+    except botocore.exceptions.ClientError:
+        return True
+    return False

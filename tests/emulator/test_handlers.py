@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import botocore.exceptions
 import pytest
 
-from tests.emulator.stacks import apply, destroy, physical_ids, rest_api, stack_exists, status
+from tests.emulator.stacks import (
+    apply,
+    destroy,
+    gone,
+    physical_ids,
+    rest_api,
+    stack_exists,
+    status,
+    with_props,
+)
 
 STAGE = {
     "Type": "AWS::ApiGateway::Stage",
@@ -35,20 +43,6 @@ STAGE = {
         "Tags": [{"Key": "Environment", "Value": "t"}],
     },
 }
-
-
-def with_props(resource: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    copy = json.loads(json.dumps(resource))
-    copy["Properties"].update(changes)
-    return copy
-
-
-def gone(call: Any) -> bool:
-    try:
-        call()
-    except botocore.exceptions.ClientError:
-        return True
-    return False
 
 
 def test_stage_method_settings_access_log_update_and_delete(aws: Any) -> None:
@@ -325,6 +319,7 @@ def test_subscription_attributes_and_delete(aws: Any) -> None:
             "Protocol": "sqs",
             "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
             "RawMessageDelivery": True,
+            "FilterPolicy": {"severity": ["critical"]},
         },
     }
     resources = {
@@ -335,10 +330,14 @@ def test_subscription_attributes_and_delete(aws: Any) -> None:
     ids = apply(aws, "subscription", resources)
     attributes = sns.get_subscription_attributes(SubscriptionArn=ids["Subscription"])["Attributes"]
     assert attributes["RawMessageDelivery"] == "true" and attributes["TopicArn"] == ids["Topic"]
-    resources["Subscription"] = with_props(subscription, RawMessageDelivery=False)
+    assert json.loads(attributes["FilterPolicy"]) == {"severity": ["critical"]}
+    # Attributes taken out of the template are unset (moto kept them).
+    resources["Subscription"] = with_props(subscription)
+    for name in ("RawMessageDelivery", "FilterPolicy"):
+        del resources["Subscription"]["Properties"][name]
     apply(aws, "subscription", resources)
     attributes = sns.get_subscription_attributes(SubscriptionArn=ids["Subscription"])["Attributes"]
-    assert attributes["RawMessageDelivery"] == "false"
+    assert attributes["RawMessageDelivery"] == "false" and "FilterPolicy" not in attributes
     destroy(aws, "subscription")
     assert sns.list_subscriptions()["Subscriptions"] == []
 
@@ -412,9 +411,10 @@ def test_waf_acl_association_and_logging(aws: Any) -> None:
     assert waf.list_logging_configurations(Scope="REGIONAL")["LoggingConfigurations"] == []
 
 
-def test_waf_logging_refuses_a_destination_waf_refuses(aws: Any) -> None:
-    resources = {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "not-waf"}},
+def waf_logging(log_group: str) -> dict[str, Any]:
+    """A web ACL logging to a log group of this name."""
+    return {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": log_group}},
         "Acl": web_acl(),
         "Logging": {
             "Type": "AWS::WAFv2::LoggingConfiguration",
@@ -424,7 +424,10 @@ def test_waf_logging_refuses_a_destination_waf_refuses(aws: Any) -> None:
             },
         },
     }
-    apply(aws, "waf-bad", resources)
+
+
+def test_waf_logging_refuses_a_destination_waf_refuses(aws: Any) -> None:
+    apply(aws, "waf-bad", waf_logging("not-waf"))
     # A failed create rolls back: the failed resource has its reason, nothing is left.
     assert status(aws, "waf-bad") == "ROLLBACK_COMPLETE"
     events = aws("cloudformation").describe_stack_events(StackName="waf-bad")["StackEvents"]
@@ -524,32 +527,6 @@ def test_outputs_after_change_set(aws: Any, change_type: str) -> None:
     ]
 
 
-def test_subscription_attribute_removed_from_the_template_is_unset(aws: Any) -> None:
-    sns = aws("sns")
-    subscription = {
-        "Type": "AWS::SNS::Subscription",
-        "Properties": {
-            "TopicArn": {"Ref": "Topic"},
-            "Protocol": "sqs",
-            "Endpoint": {"Fn::GetAtt": ["Queue", "Arn"]},
-            "RawMessageDelivery": True,
-            "FilterPolicy": {"severity": ["critical"]},
-        },
-    }
-    resources = {
-        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "t"}},
-        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "q"}},
-        "Subscription": subscription,
-    }
-    ids = apply(aws, "unset", resources)
-    resources["Subscription"] = with_props(subscription)
-    for name in ("RawMessageDelivery", "FilterPolicy"):
-        del resources["Subscription"]["Properties"][name]
-    apply(aws, "unset", resources)
-    attributes = sns.get_subscription_attributes(SubscriptionArn=ids["Subscription"])["Attributes"]
-    assert "FilterPolicy" not in attributes and attributes["RawMessageDelivery"] == "false"
-
-
 def failure_reason(aws: Any, stack: str) -> tuple[str, str]:
     events = aws("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
     (failed,) = [e for e in events if e["ResourceStatus"].endswith("_FAILED")]
@@ -578,21 +555,7 @@ def test_usage_plan_and_waf_association_need_their_stage(aws: Any) -> None:
 
 
 def test_waf_logging_accepts_a_log_group_name_with_a_slash(aws: Any) -> None:
-    resources = {
-        "Logs": {
-            "Type": "AWS::Logs::LogGroup",
-            "Properties": {"LogGroupName": "aws-waf-logs-payments/qa"},
-        },
-        "Acl": web_acl(),
-        "Logging": {
-            "Type": "AWS::WAFv2::LoggingConfiguration",
-            "Properties": {
-                "ResourceArn": {"Fn::GetAtt": ["Acl", "Arn"]},
-                "LogDestinationConfigs": [{"Fn::GetAtt": ["Logs", "Arn"]}],
-            },
-        },
-    }
-    apply(aws, "waf-slash", resources)
+    apply(aws, "waf-slash", waf_logging("aws-waf-logs-payments/qa"))
     assert status(aws, "waf-slash") == "CREATE_COMPLETE"
 
 

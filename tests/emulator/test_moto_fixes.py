@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import botocore.exceptions
-
-from tests.emulator.stacks import apply, rest_api, stack_exists, status
+from tests.emulator.stacks import apply, gone, rest_api, stack_exists, status
 
 
 def test_fn_cidr_gives_the_subnets_cloudformation_gives(aws: Any) -> None:
@@ -175,14 +173,6 @@ def test_removed_permission_route_and_rule_are_deleted(aws: Any) -> None:
     assert gone(lambda: aws("lambda").get_policy(FunctionName="f"))
     paths = [r["path"] for r in aws("apigateway").get_resources(restApiId=ids["Api"])["items"]]
     assert paths == ["/"]
-
-
-def gone(call: Any) -> bool:
-    try:
-        call()
-    except botocore.exceptions.ClientError:
-        return True
-    return False
 
 
 def test_log_group_keeps_its_key_and_updates_retention(aws: Any) -> None:
