@@ -44,6 +44,7 @@ def health_function(platform: dict) -> tuple[str, dict]:
     return found
 
 
+@pytest.mark.requirement("S001-TABLE-THROTTLE-ALARMS")
 def test_every_global_secondary_index_has_a_throttle_alarm(platform):
     """DynamoDB publishes an index's throttling under GlobalSecondaryIndexName only: a
     TableName-only alarm never sees the sweeper's index being throttled."""
@@ -80,6 +81,7 @@ def granted_operations(platform: dict, table_id: str) -> set[str]:
     return found
 
 
+@pytest.mark.requirement("S001-TABLE-THROTTLE-ALARMS", "S001-ALARMS")
 def test_system_errors_alarm_sums_every_operation_the_functions_make(platform):
     """SystemErrors exists only per TableName and Operation: an operation left out (the
     health monitor's Query) is invisible."""
@@ -101,6 +103,7 @@ def test_system_errors_alarm_sums_every_operation_the_functions_make(platform):
         assert expression["Expression"] == "SUM(METRICS())"
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-DLQ")
 def test_the_schedule_retries_briefly_and_keeps_what_it_cannot_deliver(platform):
     (rule,) = resources(platform, "AWS::Events::Rule").values()
     minutes = int(re.fullmatch(r"rate\((\d+) minutes?\)", props(rule)["ScheduleExpression"])[1])
@@ -140,6 +143,7 @@ def test_only_this_rule_may_write_to_the_schedule_dlq_and_use_the_key_for_it(pla
     assert set(for_events["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-ALARMS")
 def test_an_alarm_fires_when_the_scheduled_runs_stop(platform):
     """Missing data is the failure here: the alarm reads the health monitor's own
     per-run metric (tests/handlers/test_heartbeat.py: every completed run emits it) and

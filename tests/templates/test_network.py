@@ -127,6 +127,7 @@ def test_endpoints_for_exactly_the_services_the_functions_call(platform):
         assert {target(s) for s in endpoint["SubnetIds"]} == subnets, service
 
 
+@pytest.mark.requirement("S001-LEAST-PRIVILEGE")
 def test_each_endpoint_allows_only_what_the_roles_may_do(platform):
     granted: set[tuple[str, str]] = set()
     for fn in resources(platform, "AWS::Lambda::Function").values():
@@ -186,7 +187,10 @@ def test_security_groups_allow_https_only(platform):
     assert no_egress["CidrIp"] == "255.255.255.255/32"
 
 
-@pytest.mark.requirement("PCI.DSS.321-VPCFlowLogsEnabled")
+@pytest.mark.requirement(
+    "PCI.DSS.321-VPCFlowLogsEnabled",
+    "PCI.DSS.321-CloudWatchLogGroupRetentionPeriod",
+)
 def test_flow_logs_record_everything_for_seven_days_encrypted(platform, condition):
     (vpc_id,) = resources(platform, "AWS::EC2::VPC")
     (flow,) = resources(platform, "AWS::EC2::FlowLog").values()
@@ -202,6 +206,7 @@ def test_flow_logs_record_everything_for_seven_days_encrypted(platform, conditio
     assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
 
 
+@pytest.mark.requirement("PCI.DSS.321-VPCDefaultSecurityGroupClosed")
 def test_the_default_security_group_finding_is_justified_in_the_vpc(platform):
     (vpc,) = resources(platform, "AWS::EC2::VPC").values()
     suppressed = vpc["Metadata"]["cdk_nag"]["rules_to_suppress"]

@@ -393,3 +393,14 @@ def test_log_groups_are_encrypted_with_a_key_that_names_exactly_them(payment_api
     assert len(arns) == len(resources(payment_api, "AWS::Logs::LogGroup"))
     for group in resources(payment_api, "AWS::Logs::LogGroup").values():
         assert props(group)["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+
+
+@pytest.mark.requirement("S000-LOG-GROUP-AND-ROLE")
+def test_the_account_parameter_says_what_releasing_the_setting_does(stack):
+    """Flipping ManageApiGatewayAccount true -> false (or deleting the owner) deletes the
+    role the account setting points at: the console says so where the choice is made."""
+    _, template = stack
+    description = template["Parameters"]["ManageApiGatewayAccount"]["Description"]
+    assert "true to false" in description
+    assert "deleted role" in description
+    assert "every API in the region" in description

@@ -46,6 +46,7 @@ def test_the_parameter_defaults_to_the_payment_model(payment_api):
     assert sorted(parameter["AllowedValues"]) == ["json-object", "payment-request"]
 
 
+@pytest.mark.requirement("S000-POST-PROCESS-PAYMENT")
 def test_the_body_is_validated_before_the_function_runs(payment_api):
     method = post_method(payment_api)
     validator = props(payment_api["Resources"][target(method["RequestValidatorId"])])

@@ -53,6 +53,7 @@ def test_no_wildcard_actions_except_in_a_deny(stack):
                 assert not re.fullmatch(r"[a-z0-9-]+:\*", action), f"{logical_id}: {action}"
 
 
+@pytest.mark.requirement("S001-BEST-PRACTICES")
 def test_queue_and_topic_policies_deny_every_action_without_tls(stack):
     """Not a list of some actions: `sqs:*` / `sns:*` whenever aws:SecureTransport is false,
     for every queue and topic of the stack."""
@@ -184,6 +185,7 @@ def test_every_key_rotates(stack):
         assert props(resource)["EnableKeyRotation"] is True, logical_id
 
 
+@pytest.mark.requirement("S001-PITR")
 def test_every_key_can_be_recovered_for_as_long_as_kms_allows(stack):
     """A deleted table's PITR backup lives 35 days, encrypted with the stack key: the key's
     deletion window is the longest KMS allows (30 days), the time left to cancel and restore."""

@@ -42,6 +42,7 @@ def test_a_regional_web_acl_is_associated_with_the_stage(stack):
     assert variables == {"Api": {"Ref": api_id}, "Stage": {"Ref": stage_id}}
 
 
+@pytest.mark.requirement("PCI.DSS.321-APIGWAssociatedWithWAF")
 def test_the_aws_managed_rule_groups_are_enforced(stack):
     _, template = stack
     _, acl = web_acl(template)
@@ -97,7 +98,10 @@ def test_rules_are_ordered_and_metered(stack):
         assert visibility["SampledRequestsEnabled"] is False
 
 
-@pytest.mark.requirement("PCI.DSS.321-WAFv2LoggingEnabled")
+@pytest.mark.requirement(
+    "PCI.DSS.321-WAFv2LoggingEnabled",
+    "PCI.DSS.321-CloudWatchLogGroupEncrypted",
+)
 def test_waf_logs_are_kept_seven_days_encrypted_and_never_hold_the_key(stack):
     _, template = stack
     acl_id, _ = web_acl(template)
@@ -122,6 +126,7 @@ def platform(all_templates) -> dict:
     return all_templates["payment-platform"]
 
 
+@pytest.mark.requirement("S001-DASHBOARD")
 def test_the_platform_dashboard_shows_blocked_requests(platform):
     _, acl = web_acl(platform)
     _, dashboard = one(platform, "AWS::CloudWatch::Dashboard")
@@ -134,6 +139,7 @@ def test_the_platform_dashboard_shows_blocked_requests(platform):
     )
 
 
+@pytest.mark.requirement("S001-ALARMS", "S001-ALARM-NOTIFY")
 def test_a_spike_of_blocked_requests_alarms_on_the_alarm_topic(platform):
     _, acl = web_acl(platform)
     (alarm,) = [
