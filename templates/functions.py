@@ -25,7 +25,7 @@ from templates.iam import ServiceRole, add_service_role, allow
 from templates.keys import StackKey
 from templates.logs import add_log_group
 from templates.naming import Kind, Naming
-from templates.network import Network
+from templates.network import WHEN_VPC_IS_OFF, Network
 from templates.queues import VISIBILITY_PER_CONSUMER_TIMEOUT, QueueWithDlq
 
 # docs/contract.md: one zip, Python 3.12 (supported until 2028) on Graviton (cheaper per ms).
@@ -180,7 +180,7 @@ def add_function(
     if dead_letter_queue is None:
         accept(function, SYNCHRONOUS_ONLY)
     if network is not None:
-        accept(function, network.optional_finding)
+        accept(function, WHEN_VPC_IS_OFF)
     return LambdaFunction(function=function, role=role, log_group=log_group, name=name, spec=spec)
 
 

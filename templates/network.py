@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from awacs import ec2, logs
 from awacs.aws import (
@@ -120,8 +120,6 @@ class Network:
     functions_group: SecurityGroup
     endpoints_group: SecurityGroup
     interface_policy: ManagedPolicy
-    roles: list[ServiceRole] = field(default_factory=list)
-    optional_finding: Accepted = WHEN_VPC_IS_OFF
 
     def vpc_config(self) -> If:
         """The functions' VpcConfig: the private subnets, or none when the VPC is off."""
@@ -137,7 +135,6 @@ class Network:
     def attach(self, role: ServiceRole) -> None:
         """Let the role's function create its network interfaces in these subnets."""
         role.role.ManagedPolicyArns.append(If(CONDITION, self.interface_policy.ref(), NoValue))
-        self.roles.append(role)
 
 
 def _on(resource):
