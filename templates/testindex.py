@@ -131,3 +131,17 @@ def marker_problems(
                 "(or pytestmark) with string literals"
             )
     return problems
+
+
+def uncollected(index: MarkerIndex, collected: Mapping[str, set[str]]) -> list[str]:
+    """Indexed tests pytest did not collect although it collected the module or class they
+    are in ({collector node id: names of its children}): they would never run."""
+    problems = []
+    for test_id in index.by_test:
+        parent, _, name = test_id.rpartition("::")
+        if parent in collected and name not in collected[parent]:
+            problems.append(
+                f"{test_id}: marked as a requirement's proof but pytest does not collect it "
+                "(a test class with __init__, or the name rebound): it would never run"
+            )
+    return problems

@@ -1,9 +1,9 @@
 """Suite-wide: say in pytest's header which Python the functions are tested on, carry the
 figures tests report, and check the requirement markers (`@pytest.mark.requirement("ID")`).
 
-At every collection a marker naming an id no requirement table defines is an error, and the
-static index the evidence report is built from (templates.testindex) must agree with the
-markers pytest itself sees. That every requirement has a test is a test of its own
+The marker checks live in tests/requirement_plugin.py (unknown ids, markers the evidence
+index reads differently, indexed tests pytest never collects, and a marked test that is
+skipped or xfailed fails). That every requirement has a test is a test of its own
 (tests/evidence/test_requirement_markers.py), so it runs with the suite.
 """
 
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 from templates.functions import RUNTIME
-from templates.requirements import all_ids
-from templates.sources import read_sources
-from templates.testindex import marker_problems
 from tests import figures
+from tests.requirement_plugin import (  # noqa: F401 - hooks pytest finds in this conftest
+    pytest_collection_modifyitems,
+    pytest_collectreport,
+    pytest_runtest_makereport,
+    pytest_sessionstart,
+)
+
+# pytester runs small suites of their own (tests/evidence/test_requirement_proofs.py).
+pytest_plugins = ("pytester",)
 
 
 def pytest_report_header(config) -> list[str]:
@@ -47,15 +51,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("payment platform figures")
         for line in figures.LINES:
             terminalreporter.write_line(line)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session, config, items):
-    sources = read_sources()
-    collected = {
-        item.nodeid: [arg for mark in item.iter_markers("requirement") for arg in mark.args]
-        for item in items
-    }
-    problems = marker_problems(collected, all_ids(sources.seeds, sources.rules), sources.tests)
-    if problems:
-        raise pytest.UsageError("requirement markers:\n" + "\n".join(problems))
