@@ -129,3 +129,23 @@ def test_the_report_is_deterministic_and_its_html_has_an_anchor_per_requirement(
     for requirement_id in ("S000-API-KEY", "S001-PITR", "PCI.DSS.321-LambdaInsideVPC"):
         assert f'id="{evidence.slug(requirement_id)}"' in page
         assert f'href="#{evidence.slug(requirement_id)}"' in page
+
+
+def test_a_tests_line_claims_the_suite_fails_only_where_the_marker_check_does(built, sources):
+    """A PCI rule without a test: "the check fails the suite" only for a status the check
+    requires a test for (an accepted rule's evidence is its reason)."""
+    no_tests = dataclasses.replace(sources, tests=MarkerIndex())
+    report = evidence.render_markdown(built, SUFFIX, no_tests)
+    stacks = evidence.by_base(built, SUFFIX)
+    accepted = evidence.suppressions(stacks)
+    statuses = {evidence.rule_status(stacks, r, accepted)[0] for r in sources.rules.rules}
+    assert {"met", "accepted", "not applicable"} <= statuses
+    for rule in sources.rules.rules:
+        status = evidence.rule_status(stacks, rule, accepted)[0]
+        claims_failure = "the requirement-marker check fails the suite" in section(report, rule.id)
+        assert claims_failure == (status in evidence.RULE_STATUSES_NEEDING_A_TEST), rule.id
+
+
+def test_the_report_says_what_a_listed_test_proves_and_when_the_suite_fails(report):
+    assert evidence.WHAT_A_TEST_PROVES in report
+    assert "skipped, xfailed or never collected" in evidence.WHAT_A_TEST_PROVES

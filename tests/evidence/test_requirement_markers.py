@@ -7,10 +7,6 @@ from templates.requirements import all_ids
 
 from .conftest import SUFFIX
 
-# PCI rules whose status needs a test: a rule met by a resource (an accepted rule is proved by
-# its suppression's reason, an inapplicable one has nothing to prove).
-NEEDS_A_TEST = ("met", "met, partly accepted")
-
 
 def test_every_seed_requirement_has_a_test(sources):
     untested = [
@@ -28,7 +24,7 @@ def test_every_pci_rule_a_resource_meets_has_a_test(built, sources):
     untested = [
         rule.id
         for rule in sources.rules.rules
-        if evidence.rule_status(stacks, rule, accepted)[0] in NEEDS_A_TEST
+        if evidence.rule_status(stacks, rule, accepted)[0] in evidence.RULE_STATUSES_NEEDING_A_TEST
         and not sources.tests.tests(rule.id)
     ]
     assert untested == [], (
