@@ -99,7 +99,7 @@ class Alarms:
                 logical_id,
                 AlarmName=self.naming.name(base_name, Kind.ALARM),
                 # What it means and the first thing to do, from the runbook's entry.
-                AlarmDescription=alarm_description(base_name, description),
+                AlarmDescription=alarm_description(base_name, description, self.naming.suffix),
                 AlarmActions=[self.topic.ref()],
                 OKActions=[self.topic.ref()],
                 Tags=self.naming.tags(self.component),

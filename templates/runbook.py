@@ -21,6 +21,21 @@ from templates.cfnread import display, read_path
 
 RUNBOOK_PATH = "docs/runbook.md"
 DESCRIPTION_LIMIT = 1024  # CloudWatch's AlarmDescription maximum
+SUFFIX_PLACEHOLDER = "<suffix>"  # in entries; an alarm's description names its own suffix
+
+# Log messages an entry tells the on-call person to look for: each is a message the handlers
+# write (tests/evidence/test_runbook.py reads them from src/handlers), quoted through logged().
+UNEXPECTED_ERROR = "unexpected error"  # handlers/api.py: the exception, its errorType
+SCHEDULED_RUN = "scheduled health run"  # handlers/health.py: after every scheduled run
+MISSING_ENV = "missing required environment variable"  # handlers/config.py: cold start
+LOGGED = (UNEXPECTED_ERROR, SCHEDULED_RUN, MISSING_ENV)
+LAMBDA_TIMEOUT = "Task timed out"  # Lambda's own line, not ours
+
+
+def logged(message: str) -> str:
+    """A log message as the runbook quotes it."""
+    return f"'{message}'"
+
 
 DRY_RUN = (
     "Set the stack parameter HealthDryRun=true (a stack update, nothing else changes) to "
@@ -69,8 +84,9 @@ def _function_entries(fn: str, impact: str, extra_safe: tuple[str, ...]) -> list
             f"failed invocation. {impact}",
             causes=(
                 "A deployment with a bug or a missing environment variable (cold start fails "
-                "with 'missing required environment variable').",
-                "A timeout (the log line 'Task timed out'): a dependency slower than usual.",
+                f"with {logged(MISSING_ENV)}).",
+                f"A timeout (the log line {logged(LAMBDA_TIMEOUT)}): a dependency slower than "
+                "usual.",
                 "An AWS error the code does not retry (AccessDenied after a role change).",
             ),
             safe=(
@@ -96,8 +112,9 @@ def _function_entries(fn: str, impact: str, extra_safe: tuple[str, ...]) -> list
         ),
         Entry(
             alarm=f"platform-{fn}-server-errors",
-            first=f"Search {logs} for 'internal_error' and the correlation id the client "
-            f"got; the exception is logged with it. {impact}",
+            first=f"Search {logs} for the correlation id the client got (the field "
+            f"correlation_id) or the message {logged(UNEXPECTED_ERROR)}: the exception and its "
+            f"type are logged there. {impact}",
             causes=(
                 "An unexpected exception the handler turned into a 500 (a bug, or an AWS "
                 "answer the code does not expect).",
@@ -226,8 +243,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         alarm="platform-health-schedule-dlq-not-empty",
         first="Read one message in payment-health-schedule-dlq-<suffix> (SQS console, Poll "
-        "for messages): its ErrorCode and ErrorMessage attributes say why the scheduled "
-        "health run was not delivered or failed every retry.",
+        "for messages): its attributes say why the scheduled health run failed every "
+        "attempt (ErrorCode, ErrorMessage: Lambda's) or was not delivered (ERROR_CODE, "
+        "ERROR_MESSAGE: EventBridge's).",
         causes=(
             "The health function failed three times on one run (its errors alarm fires too).",
             "EventBridge could not invoke it: the function throttled or its permission for "
@@ -243,7 +261,7 @@ ENTRIES: tuple[Entry, ...] = (
         alarm="platform-health-monitor-runs-stopped",
         first="Check the rule payment-health-schedule-<suffix> (EventBridge console: "
         "Enabled, its target and its FailedInvocations metric) and the health function's "
-        "recent log lines 'scheduled health run'.",
+        f"recent log lines {logged(SCHEDULED_RUN)}.",
         causes=(
             "The rule was disabled or its target or permission removed (FailedInvocations).",
             "Every run fails or times out (the health monitor's errors alarm fires too).",
@@ -272,15 +290,15 @@ def anchor(alarm_base: str) -> str:
     return alarm_base.lower()
 
 
-def alarm_description(alarm_base: str, meaning: str) -> str:
-    """What the alarm means, the first thing to do and where the runbook entry is; the
-    meaning alone for an alarm without an entry (the runbook test fails on it)."""
+def alarm_description(alarm_base: str, meaning: str, suffix: str) -> str:
+    """What the alarm means, the first thing to do (with the deployment's own names) and
+    where the runbook entry is; the meaning alone for an alarm without an entry (the runbook
+    test fails on it)."""
     entry = entry_for(alarm_base)
     if entry is None:
         return meaning
-    text = (
-        f"{meaning.rstrip('.')}. First: {entry.first} Runbook: {RUNBOOK_PATH}#{anchor(alarm_base)}"
-    )
+    first = entry.first.replace(SUFFIX_PLACEHOLDER, suffix)
+    text = f"{meaning.rstrip('.')}. First: {first} Runbook: {RUNBOOK_PATH}#{anchor(alarm_base)}"
     if len(text) > DESCRIPTION_LIMIT:
         raise ValueError(f"{alarm_base}: AlarmDescription is {len(text)} characters (max 1024)")
     return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,74 @@ def test_thresholds_in_the_runbook_are_the_templates(built):
     latency = text.split("### platform-api-latency-p99\n", 1)[1].split("###", 1)[0]
     assert "p99 of AWS/ApiGateway Latency" in latency
     assert "> 2000 in 3 of 5 period(s)" in latency
+
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def handler_messages() -> set[str]:
+    """What the Lambda code logs (the first argument of logger.<level>(...)) and the fixed
+    start of every error it raises (a cold start fails with that text in the log)."""
+    import ast
+
+    found = set()
+    for path in (ROOT / "src" / "handlers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            call = node.exc if isinstance(node, ast.Raise) else node
+            if not (isinstance(call, ast.Call) and call.args):
+                continue
+            is_log = isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS
+            if not (is_log or isinstance(node, ast.Raise)):
+                continue
+            first = call.args[0]
+            if isinstance(first, ast.JoinedStr) and first.values:
+                first = first.values[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value.strip())
+    return found
+
+
+def test_every_log_message_the_runbook_names_is_one_the_handlers_write():
+    messages = handler_messages()
+    assert "unexpected error" in messages  # the reader works
+    for message in runbook.LOGGED:
+        assert message in messages, f"the runbook sends on-call to {message!r}; nothing logs it"
+
+
+def test_every_quoted_phrase_in_an_entry_is_a_known_log_message(built):
+    """A phrase in quotes tells the on-call person what to search for: ours (LOGGED), or
+    Lambda's and Logs Insights' own words."""
+    allowed = set(runbook.LOGGED) | {runbook.LAMBDA_TIMEOUT, "ERROR", "unstick"}
+    for entry in runbook.ENTRIES:
+        for text in (entry.first, *entry.causes, *entry.safe, *entry.never):
+            for phrase in re.findall(r"(?<![A-Za-z])'([^']+)'(?![A-Za-z])", text):
+                assert phrase in allowed, (entry.alarm, phrase)
+
+
+def test_every_name_the_runbook_gives_is_a_name_in_the_templates(built):
+    """Log groups, queues, rules, functions: what the runbook tells you to open exists."""
+    values: set[str] = set(built)
+
+    def visit(value) -> None:
+        if isinstance(value, str):
+            values.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(list(built.values()))
+    text = (ROOT / reports.DOCS_RUNBOOK).read_text(encoding="utf-8")
+    names = set(re.findall(r"[\w/.-]+-<suffix>|PaymentPlatform/<suffix>", text))
+    assert "/aws/lambda/payment-processor-<suffix>" in names
+    missing = sorted(n for n in names if n.replace("<suffix>", SUFFIX) not in values)
+    assert missing == [], f"the runbook names what the templates do not have: {missing}"
+
+
+def test_each_description_names_the_deployment_s_own_resources(built):
+    """The person paged reads the description in the notification: no placeholder in it."""
+    for alarm in every_alarm(built):
+        description = alarm["Properties"]["AlarmDescription"]
+        assert runbook.SUFFIX_PLACEHOLDER not in description, description
