@@ -82,9 +82,11 @@ def failed_ids(result: Any, messages: list[dict[str, Any]]) -> set[str]:
     if not isinstance(result, dict):
         return every
     items = result.get("batchItemFailures") or []
-    ids = {item.get("itemIdentifier") for item in items if isinstance(item, dict)}
-    if not isinstance(items, list) or None in ids or "" in ids or not ids <= every:
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         return every  # Lambda treats an invalid partial response as the whole batch failed
+    ids = {item.get("itemIdentifier") for item in items}
+    if None in ids or "" in ids or not ids <= every:
+        return every
     return ids  # type: ignore[return-value]
 
 

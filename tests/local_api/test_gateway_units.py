@@ -11,6 +11,7 @@ import pytest
 from werkzeug.test import Client
 
 from emulator.apidef import ApiDefinition, Integration, Method, PlanKey, Stage, Throttle
+from emulator.event_sources import failed_ids
 from emulator.functions import Functions, FunctionSpec
 from emulator.gateway import LocalApi
 
@@ -200,3 +201,12 @@ def test_a_failure_of_the_emulator_itself_is_a_500_with_the_gateway_body():
         assert answer.get_json() == {"message": "Internal server error"}
     finally:
         functions.close()
+
+
+def test_a_partial_batch_response_with_an_invalid_item_fails_the_whole_batch():
+    """Lambda's rule (fails before review-12: a non-object item was skipped, so every
+    message was deleted as processed; a non-list raised)."""
+    messages = [{"MessageId": i} for i in "abc"]
+    assert failed_ids({"batchItemFailures": ["a"]}, messages) == set("abc")
+    assert failed_ids({"batchItemFailures": 7}, messages) == set("abc")
+    assert failed_ids({"batchItemFailures": {"itemIdentifier": "a"}}, messages) == set("abc")
