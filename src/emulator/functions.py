@@ -186,8 +186,11 @@ class Worker:
         try:
             answer = self.answers.get(timeout=timeout)
         except queue.Empty:
-            # Lambda ends an execution environment whose invocation timed out.
+            # Lambda ends an execution environment whose invocation timed out. Reaped before
+            # anyone looks at it again: a killed but unreaped process still polls alive, and
+            # reused it would answer the next request with the late answer of this one.
             self.process.kill()
+            self.process.wait()
             return {
                 "error": {
                     "errorType": kind,

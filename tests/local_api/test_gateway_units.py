@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def malformed(event, context):
     return {"statusCode": "two hundred"}
 def slow(event, context):
     time.sleep(5)
+def late(event, context):
+    time.sleep(event["sleep"])
+    return {"id": event["id"]}
 """
 KEY = PlanKey("key-id-1", "key-value-1", True, "plan-1", Throttle(100.0, 200))
 
@@ -210,3 +214,25 @@ def test_a_partial_batch_response_with_an_invalid_item_fails_the_whole_batch():
     assert failed_ids({"batchItemFailures": ["a"]}, messages) == set("abc")
     assert failed_ids({"batchItemFailures": 7}, messages) == set("abc")
     assert failed_ids({"batchItemFailures": {"itemIdentifier": "a"}}, messages) == set("abc")
+
+
+def test_a_timed_out_environment_is_never_reused():
+    """After a timeout the next invocation gets a fresh environment and its own answer
+    (fails before review-12: the killed, unreaped worker was put back as idle, so the next
+    request got Runtime.ExitError or the late answer of the timed-out one)."""
+    functions = Functions(
+        [function("late-fn", "late", timeout=0.2)],
+        endpoint="http://127.0.0.1:9",
+        region="us-east-1",
+        max_workers=1,
+    )
+    runner = functions.runner("late-fn")
+    try:
+        for sleep in (0.19, 0.2, 0.205, 0.21, 0.22) * 3:
+            runner.invoke({"id": "slow", "sleep": sleep})
+            mine = str(uuid.uuid4())
+            outcome = runner.invoke({"id": mine, "sleep": 0})
+            assert outcome.ok, outcome.error
+            assert outcome.result == {"id": mine}
+    finally:
+        functions.close()
