@@ -50,6 +50,9 @@ GATEWAY_ERRORS = {
     "API_CONFIGURATION_ERROR": (500, "Internal server error"),
 }
 BUILT_IN_TEMPLATE = '{"message":$context.error.messageString}'
+# How long a known key's usage-plan membership is trusted before it is read again: a key
+# disabled, deleted or taken off the plan stops working within this time.
+KEY_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,23 +65,33 @@ class GatewayError(Exception):
 
 
 class KeyRing:
-    """The API keys of the stage's usage plans, read again whenever an unknown key arrives:
-    a key or plan created after start works at once (concurrent misses share one read)."""
+    """The API keys of the stage's usage plans, read again whenever an unknown key arrives
+    (a key or plan created after start works at once) and whenever the last read is older
+    than KEY_CACHE_SECONDS (a revoked key stops working); concurrent reads share one."""
 
-    def __init__(self, load: Callable[[], dict[str, PlanKey]]) -> None:
+    def __init__(
+        self,
+        load: Callable[[], dict[str, PlanKey]],
+        max_age: float = KEY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.load = load
+        self.max_age = max_age
+        self.clock = clock
         self.keys = load()
+        self.loaded_at = clock()
         self.generation = 0
         self.lock = threading.Lock()
 
     def find(self, value: str) -> PlanKey | None:
         key = self.keys.get(value)
-        if key is not None:
+        if key is not None and self.clock() - self.loaded_at < self.max_age:
             return key
         seen = self.generation
         with self.lock:
             if self.generation == seen:
                 self.keys = self.load()
+                self.loaded_at = self.clock()
                 self.generation += 1
         return self.keys.get(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import jsonschema
 import pytest
 
 from emulator.functions import LAMBDA_VARIABLES
-from emulator.local_api import NOT_ENFORCED
+from emulator.gateway import KEY_CACHE_SECONDS
+from emulator.local_api import NOT_ENFORCED, stack_resources
 from templates.openapi import build_openapi
 from tests.local_api.conftest import PAYMENT_API, PLATFORM, SERVED, call
 
@@ -168,3 +170,19 @@ def test_what_is_not_enforced_is_said(served):
 def test_gateway_error_bodies_are_valid_json(served):
     answer = call("POST", served.endpoint_of(PLATFORM).invoke_url, b"{", key_headers(served))
     json.loads(answer.body)
+
+
+def test_a_disabled_key_is_refused_as_soon_as_the_gateway_rereads_the_plan(served):
+    """Fails before review-12: a key once seen was trusted until the gateway restarted."""
+    apigateway = served.clients.apigateway
+    _, plan_id = stack_resources(served.clients.cloudformation, PLATFORM)["UsagePlan"]
+    key = apigateway.create_api_key(name=f"revoked-{uuid.uuid4().hex[:8]}", enabled=True)
+    apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=key["id"], keyType="API_KEY")
+    url = served.url(PLATFORM, "/payments/txn_" + "b" * 32)
+    assert call("GET", url, headers={"x-api-key": key["value"]}).status == 404
+    apigateway.update_api_key(
+        apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
+    )
+    time.sleep(KEY_CACHE_SECONDS + 0.1)
+    answer = call("GET", url, headers={"x-api-key": key["value"]})
+    assert_gateway_error(served, answer, 403, "INVALID_API_KEY")

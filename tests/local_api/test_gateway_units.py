@@ -14,7 +14,7 @@ from werkzeug.test import Client
 from emulator.apidef import ApiDefinition, Integration, Method, PlanKey, Stage, Throttle
 from emulator.event_sources import failed_ids
 from emulator.functions import Functions, FunctionSpec
-from emulator.gateway import LocalApi
+from emulator.gateway import KeyRing, LocalApi
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apigw_rest_post_process_payment.json"
 CODE = """
@@ -236,3 +236,19 @@ def test_a_timed_out_environment_is_never_reused():
             assert outcome.result == {"id": mine}
     finally:
         functions.close()
+
+
+def test_a_revoked_key_is_refused_once_the_cache_time_has_passed():
+    """A key disabled or taken off the plan stops working (fails before review-12: a key
+    once seen was trusted until the gateway restarted)."""
+    now = [0.0]
+    plan = {KEY.value: KEY}
+    ring = KeyRing(lambda: dict(plan), max_age=1.0, clock=lambda: now[0])
+    assert ring.find(KEY.value) == KEY
+    plan.clear()
+    now[0] = 0.5
+    assert ring.find(KEY.value) == KEY  # within the cache time
+    now[0] = 1.5
+    assert ring.find(KEY.value) is None
+    plan["new"] = PlanKey("k2", "new", True, "plan-1", None)
+    assert ring.find("new") is not None  # an unknown key is read at once
