@@ -137,21 +137,36 @@ def runtime_python(runtime: str) -> tuple[str, str | None]:
     )
 
 
-def runtime_dirs() -> list[str]:
-    """Where this installation's boto3 lives: what the Lambda runtime provides besides the zip."""
-    import boto3
-    import botocore
+# What the Lambda Python runtime provides besides the zip: boto3 and what boto3 imports.
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
-    return sorted({str(Path(m.__file__).resolve().parents[1]) for m in (boto3, botocore)})
+
+def runtime_dir(root: Path) -> Path:
+    """A directory holding only the runtime's modules (links to this installation's), so a
+    function sees what Lambda gives it and nothing else of this machine's site-packages: a
+    dependency missing from the zip fails here as it would on Lambda."""
+    import importlib
+
+    target = root / "runtime"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_MODULES:
+        location = Path(importlib.import_module(name).__file__ or "").resolve()
+        source = location.parent if location.name == "__init__.py" else location
+        link = target / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    return target
 
 
 class Worker:
     """One worker process (execution environment) of a function."""
 
-    def __init__(self, spec: FunctionSpec, task_root: Path, env: dict[str, str], python: str):
+    def __init__(
+        self, spec: FunctionSpec, task_root: Path, env: dict[str, str], python: str, runtime: Path
+    ):
         self.spec = spec
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter and our script
-            [python, "-S", str(WORKER_SCRIPT), str(task_root), *runtime_dirs()],
+            [python, "-S", str(WORKER_SCRIPT), str(task_root), str(runtime)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -261,6 +276,7 @@ class FunctionRunner:
     endpoint: str
     region: str
     task_root: Path
+    runtime: Path  # runtime_dir(): the modules the Lambda runtime provides
     max_workers: int = DEFAULT_MAX_WORKERS
     log_sink: Callable[[str, str], None] | None = None
     warn: Callable[[str], None] = print
@@ -303,7 +319,7 @@ class FunctionRunner:
         python, warning = runtime_python(self.spec.runtime)
         if warning and self.started == 0:
             self.warn(f"{self.spec.name}: {warning}")
-        worker = Worker(self.spec, self.task_root, self.environment(), python)
+        worker = Worker(self.spec, self.task_root, self.environment(), python, self.runtime)
         worker.log_sink = self.log_sink
         return worker
 
@@ -386,12 +402,13 @@ class Functions:
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="payment-emulator-functions-"))
         self.runners: dict[str, FunctionRunner] = {}
+        runtime = runtime_dir(self.root)
         for spec in specs:
             task_root = self.root / spec.name
             with zipfile.ZipFile(io.BytesIO(spec.code)) as archive:
                 archive.extractall(task_root)
             self.runners[spec.name] = FunctionRunner(
-                spec, endpoint, region, task_root, max_workers, log_sink, warn
+                spec, endpoint, region, task_root, runtime, max_workers, log_sink, warn
             )
         self.by_arn = {runner.spec.arn: runner for runner in self.runners.values()}
 

@@ -2,9 +2,10 @@
 
 `python -S worker.py TASK_ROOT RUNTIME_DIR...`: the deployed zip, extracted, comes first on
 sys.path (as /var/task does on Lambda), then the directories that provide what the Lambda
-runtime provides (boto3). The handler module is imported once (init, where our handlers read
-their configuration) and then invoked once per request line. Standard library only: nothing
-of the emulator is importable here, as nothing of the host is on Lambda.
+runtime provides (boto3 and its dependencies, nothing else of the host). The handler module
+is imported once (init, where our handlers read their configuration) and then invoked once
+per request line. Standard library only: nothing of the emulator is importable here, as
+nothing of the host is on Lambda.
 
 Protocol, one JSON object per line: the host writes {"event", "context"}; the worker answers
 {"result": ..., "handlerMs": ...} or {"error": {"errorType", "errorMessage"}} on the pipe it
@@ -53,7 +54,12 @@ def main() -> None:
     # (closing their stdin), so a worker must not die mid-invocation with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     task_root, *runtime_dirs = sys.argv[1:]
-    sys.path[:0] = [task_root, *runtime_dirs]
+    # The task root, then the runtime's modules; not this script's directory (the emulator's
+    # modules), which Python put first.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [task_root, *runtime_dirs] + [
+        path for path in sys.path if os.path.abspath(path) != here
+    ]
     os.chdir(task_root)
     # Requests and answers use the pipe; whatever the function prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)

@@ -34,6 +34,16 @@ def slow(event, context):
 def late(event, context):
     time.sleep(event["sleep"])
     return {"id": event["id"]}
+def imports(event, context):
+    import importlib
+    found = {}
+    for name in ("boto3", "moto", "werkzeug", "proxy", "gateway", "lambda_only.app"):
+        try:
+            importlib.import_module(name)
+            found[name] = True
+        except ImportError:
+            found[name] = False
+    return {"statusCode": 200, "body": json.dumps(found)}
 """
 KEY = PlanKey("key-id-1", "key-value-1", True, "plan-1", Throttle(100.0, 200))
 
@@ -80,6 +90,7 @@ def client():
         function("crash-fn", "crash"),
         function("malformed-fn", "malformed"),
         function("slow-fn", "slow", timeout=1),
+        function("imports-fn", "imports"),
     ]
     functions = Functions(specs, endpoint="http://127.0.0.1:9", region="us-east-1")
     definition = ApiDefinition(
@@ -90,6 +101,7 @@ def client():
             ("/crash", "POST"): method("/crash", "crash-fn"),
             ("/malformed", "POST"): method("/malformed", "malformed-fn"),
             ("/slow", "POST"): method("/slow", "slow-fn"),
+            ("/imports", "POST"): method("/imports", "imports-fn"),
         },
         models={},
         gateway_responses={},
@@ -252,3 +264,18 @@ def test_a_revoked_key_is_refused_once_the_cache_time_has_passed():
     assert ring.find(KEY.value) is None
     plan["new"] = PlanKey("k2", "new", True, "plan-1", None)
     assert ring.find("new") is not None  # an unknown key is read at once
+
+
+def test_a_function_sees_its_zip_and_the_runtimes_modules_only(client):
+    """boto3 as the Lambda runtime gives it; nothing else of this machine's site-packages
+    and none of the emulator's modules (fails before review-12: moto, werkzeug and the
+    emulator's proxy.py were importable, so a dependency missing from a zip went unseen)."""
+    found = post(client, "/imports").get_json()
+    assert found == {
+        "boto3": True,
+        "lambda_only.app": True,
+        "moto": False,
+        "werkzeug": False,
+        "proxy": False,
+        "gateway": False,
+    }
