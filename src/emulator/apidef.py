@@ -53,11 +53,12 @@ class Throttle:
 
 @dataclass(frozen=True)
 class Stage:
-    """The stage's name, deployment and default method throttling (`*/*`)."""
+    """The stage's name, deployment, default method throttling (`*/*`) and variables."""
 
     name: str
     deployment_id: str
     throttle: Throttle | None
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def read_api(apigateway: Any, api_id: str) -> ApiDefinition:
             throttle=_throttle(
                 settings.get("throttlingRateLimit"), settings.get("throttlingBurstLimit")
             ),
+            variables=dict(stage.get("variables") or {}),
         )
     return ApiDefinition(
         api_id=api_id,

@@ -308,6 +308,7 @@ class LocalApi:
             region=self.region,
             request_id=request_id,
             deployment_id=self.definition.stages[stage].deployment_id,
+            stage_variables=self.definition.stages[stage].variables,
         )
         outcome = runner.invoke(event, request_id, limit=INTEGRATION_TIMEOUT_SECONDS)
         if not outcome.ok:

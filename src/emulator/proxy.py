@@ -60,6 +60,7 @@ def build_event(
     region: str,
     request_id: str,
     deployment_id: str,
+    stage_variables: dict[str, str] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """The event API Gateway sends a function through an AWS_PROXY integration."""
@@ -82,7 +83,7 @@ def build_event(
         "queryStringParameters": single_query,
         "multiValueQueryStringParameters": multi_query,
         "pathParameters": route.path_parameters or None,
-        "stageVariables": None,
+        "stageVariables": stage_variables or None,
         "requestContext": {
             "resourceId": route.resource_id,
             "resourcePath": route.resource_path,

@@ -105,7 +105,7 @@ def client():
         },
         models={},
         gateway_responses={},
-        stages={"prod": Stage("prod", "dep-1", None)},
+        stages={"prod": Stage("prod", "dep-1", None, {"flavour": "local"})},
     )
     app = LocalApi(
         definition,
@@ -279,3 +279,8 @@ def test_a_function_sees_its_zip_and_the_runtimes_modules_only(client):
         "proxy": False,
         "gateway": False,
     }
+
+
+def test_the_stages_variables_are_in_the_event(client):
+    event = post(client, "/items/1").get_json()["event"]
+    assert event["stageVariables"] == {"flavour": "local"}
