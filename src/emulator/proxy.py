@@ -142,15 +142,17 @@ def parse_response(result: Any) -> ProxyResponse:
     status = result.get("statusCode")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise MalformedProxyResponse("statusCode is not an HTTP status")
-    headers: list[tuple[str, str]] = []
-    for name, value in (result.get("headers") or {}).items():
-        headers.append((str(name), _header_value(value)))
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        if not isinstance(values, list):
-            raise MalformedProxyResponse("multiValueHeaders values must be lists")
-        already = {n.lower() for n, _ in headers}
-        if str(name).lower() in already:
-            continue
+    multi = result.get("multiValueHeaders") or {}
+    if not isinstance(multi, Mapping) or not all(isinstance(v, list) for v in multi.values()):
+        raise MalformedProxyResponse("multiValueHeaders values must be lists")
+    # Both are merged; a name in both keeps only its multiValueHeaders values, as on AWS.
+    in_multi = {str(name).lower() for name in multi}
+    headers = [
+        (str(name), _header_value(value))
+        for name, value in (result.get("headers") or {}).items()
+        if str(name).lower() not in in_multi
+    ]
+    for name, values in multi.items():
         headers.extend((str(name), _header_value(v)) for v in values)
     body = result.get("body")
     if body is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import uuid
@@ -14,7 +15,8 @@ from werkzeug.test import Client
 from emulator.apidef import ApiDefinition, Integration, Method, PlanKey, Stage, Throttle
 from emulator.event_sources import failed_ids
 from emulator.functions import Functions, FunctionSpec
-from emulator.gateway import KeyRing, LocalApi
+from emulator.gateway import KeyRing, LocalApi, ServedApi
+from emulator.proxy import parse_response
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apigw_rest_post_process_payment.json"
 CODE = """
@@ -44,6 +46,9 @@ def imports(event, context):
         except ImportError:
             found[name] = False
     return {"statusCode": 200, "body": json.dumps(found)}
+def both_header_kinds(event, context):
+    return {"statusCode": 200, "headers": {"X-Kept": "one", "X-Both": "single"},
+            "multiValueHeaders": {"X-Both": ["m1", "m2"]}, "body": ""}
 """
 KEY = PlanKey("key-id-1", "key-value-1", True, "plan-1", Throttle(100.0, 200))
 
@@ -84,13 +89,15 @@ def method(path: str, function_name: str, verb: str = "POST") -> Method:
 
 
 @pytest.fixture(scope="module")
-def client():
+def gateway():
+    """Small functions of our own behind a LocalApi, also served on a loopback port."""
     specs = [
         function("echo-fn", "echo"),
         function("crash-fn", "crash"),
         function("malformed-fn", "malformed"),
         function("slow-fn", "slow", timeout=1),
         function("imports-fn", "imports"),
+        function("headers-fn", "both_header_kinds"),
     ]
     functions = Functions(specs, endpoint="http://127.0.0.1:9", region="us-east-1")
     definition = ApiDefinition(
@@ -102,6 +109,7 @@ def client():
             ("/malformed", "POST"): method("/malformed", "malformed-fn"),
             ("/slow", "POST"): method("/slow", "slow-fn"),
             ("/imports", "POST"): method("/imports", "imports-fn"),
+            ("/headers", "POST"): method("/headers", "headers-fn"),
         },
         models={},
         gateway_responses={},
@@ -115,10 +123,33 @@ def client():
         region="us-east-1",
         log=lambda _: None,
     )
+    served = ServedApi(app, "127.0.0.1", 0).start()
     try:
-        yield Client(app)
+        yield Client(app), served
     finally:
+        served.stop()
         functions.close()
+
+
+@pytest.fixture(scope="module")
+def client(gateway):
+    """The gateway's WSGI application, called without a socket."""
+    return gateway[0]
+
+
+def over_http(served, path, headers, body=b""):
+    """One request on a socket as a client sends it (repeated headers and their case kept)."""
+    connection = http.client.HTTPConnection(served.host, served.port, timeout=30)
+    try:
+        connection.putrequest("POST", f"/prod{path}")
+        for name, value in [("x-api-key", KEY.value), *headers]:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()
 
 
 def post(client, path, **kwargs):
@@ -284,3 +315,16 @@ def test_a_function_sees_its_zip_and_the_runtimes_modules_only(client):
 def test_the_stages_variables_are_in_the_event(client):
     event = post(client, "/items/1").get_json()["event"]
     assert event["stageVariables"] == {"flavour": "local"}
+
+
+def test_an_answers_header_in_both_maps_keeps_its_multi_value_values(gateway):
+    """As API Gateway merges them (test fails before review-12: the single value won)."""
+    _, served = gateway
+    status, headers, _ = over_http(served, "/headers", [])
+    assert status == 200
+    assert [v for k, v in headers if k == "X-Both"] == ["m1", "m2"]
+    assert [v for k, v in headers if k == "X-Kept"] == ["one"]
+    answer = parse_response(
+        {"statusCode": 200, "headers": {"a": "1"}, "multiValueHeaders": {"A": ["2", "3"]}}
+    )
+    assert answer.headers == [("A", "2"), ("A", "3")]
