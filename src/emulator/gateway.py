@@ -25,7 +25,7 @@ from typing import Any
 
 import airspeed
 import jsonschema
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from emulator.apidef import ApiDefinition, Method, PlanKey
@@ -53,6 +53,8 @@ BUILT_IN_TEMPLATE = '{"message":$context.error.messageString}'
 # How long a known key's usage-plan membership is trusted before it is read again: a key
 # disabled, deleted or taken off the plan stops working within this time.
 KEY_CACHE_SECONDS = 1.0
+# The environ entry holding the request headers as received (RequestHandler.make_environ).
+RAW_HEADERS = "emulator.raw_headers"
 
 
 @dataclass(frozen=True)
@@ -294,11 +296,12 @@ class LocalApi:
         runner = self.functions.runner(method.integration.function_arn or "")
         if runner is None:
             raise GatewayError("INTEGRATION_FAILURE")
+        raw_headers = request.environ.get(RAW_HEADERS)
         event = build_event(
             method=request.method,
             path=path,
             stage=stage,
-            headers=list(request.headers.items()),
+            headers=list(raw_headers if raw_headers is not None else request.headers.items()),
             query=list(request.args.items(multi=True)),
             body=body,
             route=route,
@@ -355,12 +358,23 @@ class LocalApi:
         return response
 
 
+class RequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler with API Gateway's view of the headers."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        # As received: one entry per occurrence, in the client's case, names with "_" too
+        # (werkzeug's environ joins repeats with commas, title-cases names, drops "_" ones).
+        environ[RAW_HEADERS] = list(self.headers.items())
+        return environ
+
+
 class ServedApi:
     """A LocalApi on its own loopback port, in a thread of this process."""
 
     def __init__(self, app: LocalApi, host: str, port: int) -> None:
         self.app = app
-        self.server = make_server(host, port, app, threaded=True)
+        self.server = make_server(host, port, app, threaded=True, request_handler=RequestHandler)
         self.host, self.port = self.server.server_address[:2]
         self.thread = threading.Thread(
             target=self.server.serve_forever, daemon=True, name=f"gateway-{app.definition.api_id}"

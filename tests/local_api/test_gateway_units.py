@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import logging
+import socket
 import uuid
 import zipfile
 from pathlib import Path
@@ -328,3 +330,18 @@ def test_an_answers_header_in_both_maps_keeps_its_multi_value_values(gateway):
         {"statusCode": 200, "headers": {"a": "1"}, "multiValueHeaders": {"A": ["2", "3"]}}
     )
     assert answer.headers == [("A", "2"), ("A", "3")]
+
+
+def test_repeated_request_headers_reach_the_function_as_api_gateway_sends_them(gateway):
+    """Each occurrence in multiValueHeaders, the last one in headers, names in the client's
+    case (test fails before review-12: werkzeug's environ gave ["one,two"] and title case)."""
+    _, served = gateway
+    status, _, body = over_http(
+        served, "/items/7", [("X-Twice", "one"), ("X-Twice", "two"), ("idempotency-key", "k1")]
+    )
+    assert status == 200
+    event = json.loads(body)["event"]
+    assert event["multiValueHeaders"]["X-Twice"] == ["one", "two"]
+    assert event["headers"]["X-Twice"] == "two"
+    assert event["headers"]["idempotency-key"] == "k1"
+    assert event["headers"]["x-api-key"] == KEY.value
