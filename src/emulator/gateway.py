@@ -359,7 +359,9 @@ class LocalApi:
 
 
 class RequestHandler(WSGIRequestHandler):
-    """werkzeug's request handler with API Gateway's view of the headers."""
+    """werkzeug's request handler with API Gateway's view of the headers, and without its
+    request log line, which quotes the raw path (a card number pasted into a URL): the
+    gateway writes its own access line."""
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
@@ -367,6 +369,13 @@ class RequestHandler(WSGIRequestHandler):
         # (werkzeug's environ joins repeats with commas, title-cases names, drops "_" ones).
         environ[RAW_HEADERS] = list(self.headers.items())
         return environ
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No line of werkzeug's own per request."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server's errors quote the raw request line.
+        self.log("error", "refused a request the server could not parse")
 
 
 class ServedApi:

@@ -345,3 +345,18 @@ def test_repeated_request_headers_reach_the_function_as_api_gateway_sends_them(g
     assert event["headers"]["X-Twice"] == "two"
     assert event["headers"]["idempotency-key"] == "k1"
     assert event["headers"]["x-api-key"] == KEY.value
+
+
+def test_no_server_log_line_quotes_the_raw_path(gateway, caplog):
+    """The gateway's access line names the route template; werkzeug's own request line
+    quoted the path, a card number pasted into a URL included (fails before review-12)."""
+    _, served = gateway
+    pasted = "4111111111111111"
+    with caplog.at_level(logging.DEBUG):
+        over_http(served, f"/items/{pasted}?card={pasted}", [])
+        # A request line http.server cannot parse: its error line quoted it.
+        with socket.create_connection((served.host, served.port), timeout=30) as raw:
+            raw.sendall(f"GET /prod/{pasted} HTTP/1.1 extra\r\n\r\n".encode())
+            raw.recv(4096)
+    assert caplog.records, "the server logged nothing: the test would prove nothing"
+    assert pasted not in caplog.text
