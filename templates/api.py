@@ -109,8 +109,9 @@ API_KEY_AUTHENTICATION = Accepted(
 )
 PUBLIC_HEALTH = Accepted(
     "Public by design: a load balancer or uptime probe calls it without credentials. It "
-    "answers component states only (no internals), cached 15 s, throttled by the stage and "
-    "the web ACL's per-IP rate rule.",
+    "answers component states only (no internals); the function reuses its last answer for "
+    "15 s (stage caching stays off), and the stage's throttle and the web ACL's per-IP rate "
+    "rule bound the calls.",
     checkov=("CKV_AWS_59",),
     cdk_nag=("AwsSolutions-APIG4", "AwsSolutions-COG4"),
 )

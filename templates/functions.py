@@ -15,11 +15,13 @@ from troposphere.awslambda import (
     EventSourceMapping,
     Function,
     LoggingConfig,
+    Permission,
     TracingConfig,
 )
 from troposphere.logs import LogGroup
 from troposphere.sqs import Queue
 
+from templates import cfnread
 from templates.findings import Accepted, accept
 from templates.iam import ServiceRole, add_service_role, allow
 from templates.keys import StackKey
@@ -33,14 +35,6 @@ RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
 
 # Findings accepted for every function (templates/findings.py).
-NO_RESERVED_CONCURRENCY = Accepted(
-    "The seed forbids reserved concurrency: it would take from the account's shared pool and "
-    "block other deployments. The API stage and the usage plan throttle what reaches the "
-    "function, and a Throttles alarm reports any refusal.",
-    checkov=("CKV_AWS_115",),
-    cdk_nag=("NIST.800.53.R5-LambdaConcurrency",),
-    guard=("LAMBDA_CONCURRENCY_CHECK",),
-)
 TESTED_RUNTIME = Accepted(
     "python3.12 is a supported Lambda runtime (deprecation scheduled for October 2028). The "
     "test suite, the Powertools copy in the zip and the template are verified on exactly this "
@@ -53,15 +47,26 @@ NO_SECRET_IN_ENVIRONMENT = Accepted(
     "more.",
     checkov=("CKV_AWS_173",),
 )
-SYNCHRONOUS_ONLY = Accepted(
-    "Invoked only synchronously: API Gateway proxy requests, and the SQS event source mapping, "
-    "which polls synchronously and leaves a failed message to the queue's own redrive policy "
-    "and dead-letter queue. A Lambda dead-letter queue captures only asynchronous invocations, "
-    "which this function never receives.",
-    checkov=("CKV_AWS_116",),
-    cdk_nag=("NIST.800.53.R5-LambdaDLQ",),
-    guard=("LAMBDA_DLQ_CHECK",),
-)
+# What invokes a function (the principal of a Lambda permission, or an event source mapping)
+# and what bounds it: the reasons of the two findings that depend on the invokers.
+QUEUE_TRIGGER = "sqs"
+INVOKERS = {
+    "apigateway.amazonaws.com": (
+        "API Gateway requests (Lambda proxy, synchronous: the caller gets the error), throttled "
+        "by the stage (and by the usage plan on routes that require the key) and rate-limited "
+        "per client IP by the web ACL"
+    ),
+    QUEUE_TRIGGER: (
+        "the SQS event source mapping (it polls synchronously and leaves a failed message to "
+        "the queue's redrive policy and dead-letter queue), whose backlog is payments the API "
+        "accepted and the health monitor's rate-limited redrive"
+    ),
+    "events.amazonaws.com": (
+        "its EventBridge schedule (asynchronous, one run per period; failed runs end in the "
+        "function's dead-letter queue)"
+    ),
+}
+SYNCHRONOUS = {"apigateway.amazonaws.com", QUEUE_TRIGGER}
 
 
 @dataclass(frozen=True)
@@ -176,12 +181,59 @@ def add_function(
             **extra,
         )
     )
-    accept(function, NO_RESERVED_CONCURRENCY, TESTED_RUNTIME, NO_SECRET_IN_ENVIRONMENT)
-    if dead_letter_queue is None:
-        accept(function, SYNCHRONOUS_ONLY)
+    accept(function, TESTED_RUNTIME, NO_SECRET_IN_ENVIRONMENT)
     if network is not None:
         accept(function, WHEN_VPC_IS_OFF)
     return LambdaFunction(function=function, role=role, log_group=log_group, name=name, spec=spec)
+
+
+def invokers(t: Template, fn: LambdaFunction) -> list[str]:
+    """What invokes the function in this template: each Lambda permission's principal, and
+    QUEUE_TRIGGER for an event source mapping."""
+    found = set()
+    for resource in t.resources.values():
+        if isinstance(resource, (Permission, EventSourceMapping)):
+            named = set(cfnread.references(resource.to_dict()["Properties"]["FunctionName"]))
+            if fn.function.title in named:
+                found.add(getattr(resource, "Principal", QUEUE_TRIGGER))
+    return sorted(found)
+
+
+def accept_invocation_findings(t: Template, functions: Sequence[LambdaFunction]) -> None:
+    """Once every invoker is in the template: accept the missing reserved concurrency with what
+    bounds each invoker, and the missing Lambda DLQ only where nothing invokes asynchronously
+    (an asynchronous invoker without a DLQ is refused)."""
+    for fn in functions:
+        paths = invokers(t, fn)
+        unknown = [path for path in paths if path not in INVOKERS]
+        if unknown or not paths:
+            raise ValueError(f"{fn.name}: invoked by {unknown or 'nothing'}: say what bounds it")
+        invoked_by = "; ".join(INVOKERS[path] for path in paths)
+        accept(
+            fn.function,
+            Accepted(
+                "The seed forbids reserved concurrency: it would take from the account's shared "
+                f"pool and block other deployments. What invokes this function: {invoked_by}. "
+                "A Throttles alarm reports any refusal.",
+                checkov=("CKV_AWS_115",),
+                cdk_nag=("NIST.800.53.R5-LambdaConcurrency",),
+                guard=("LAMBDA_CONCURRENCY_CHECK",),
+            ),
+        )
+        if hasattr(fn.function, "DeadLetterConfig"):
+            continue
+        if not set(paths) <= SYNCHRONOUS:
+            raise ValueError(f"{fn.name} is invoked asynchronously but has no dead-letter queue")
+        accept(
+            fn.function,
+            Accepted(
+                f"Invoked only synchronously, by {invoked_by}. A Lambda dead-letter queue "
+                "captures only asynchronous invocations, which this function never receives.",
+                checkov=("CKV_AWS_116",),
+                cdk_nag=("NIST.800.53.R5-LambdaDLQ",),
+                guard=("LAMBDA_DLQ_CHECK",),
+            ),
+        )
 
 
 def base_statements(log_group: LogGroup) -> list[Statement]:

@@ -19,7 +19,7 @@ from templates.common import (
 from templates.contract import PAYMENT_REQUEST_SCHEMA
 from templates.dashboard import add_dashboard, add_runbook_url
 from templates.data import add_transactions_table
-from templates.functions import LambdaFunction, add_queue_trigger
+from templates.functions import LambdaFunction, accept_invocation_findings, add_queue_trigger
 from templates.keys import add_stack_key
 from templates.monitoring import (
     add_alarm_topic,
@@ -128,6 +128,7 @@ def build_payment_platform(naming: Naming) -> Template:
 
     add_api_alarms(alarms, api_name=gateway.api.Name, stage=gateway.stage.ref())
     functions = [validation, processing, health]
+    accept_invocation_findings(t, functions)
     for fn in functions:
         add_function_alarms(alarms, fn)
     add_table_alarms(alarms, table, functions)

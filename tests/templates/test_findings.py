@@ -11,8 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from troposphere import Ref, Template
+from troposphere.awslambda import Function, Permission
 
+from templates.cfnread import references
 from templates.common import to_json
+from templates.functions import LambdaFunction, accept_invocation_findings
 from tests.templates.cfn import resources
 
 MIN_REASON = 30
@@ -94,3 +98,67 @@ def test_cdk_nag_gate_passes_the_templates_and_fails_a_finding_or_a_stale_suppre
     ), failing
     summary = json.dumps(lines[-1])
     assert "cdk-nag 2." in summary
+
+
+# The words each reason uses for an invoker (templates/functions.py INVOKERS).
+INVOKER_WORDS = {
+    "apigateway.amazonaws.com": "API Gateway",
+    "events.amazonaws.com": "schedule",
+    "event source mapping": "event source mapping",
+}
+ASYNCHRONOUS = {"events.amazonaws.com"}
+
+
+def function_invokers(template: dict, function_id: str) -> set[str]:
+    """Each Lambda permission's principal naming the function; an event source mapping too."""
+    found = set()
+    for kind in ("AWS::Lambda::Permission", "AWS::Lambda::EventSourceMapping"):
+        for resource in resources(template, kind).values():
+            if function_id in references(resource["Properties"]["FunctionName"]):
+                found.add(resource["Properties"].get("Principal", "event source mapping"))
+    return found
+
+
+def nag_reason(resource: dict, rule: str) -> str | None:
+    entries = resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    return next((e["reason"] for e in entries if e["id"] == rule), None)
+
+
+def test_function_findings_name_exactly_what_invokes_the_function(stack):
+    """A reason an auditor can check against the template: the missing reserved concurrency
+    names what invokes the function (and so what bounds it), and the missing Lambda DLQ is
+    accepted only for a function nothing invokes asynchronously, naming its invokers. (The
+    old shared reasons gave the validation function an SQS trigger it does not have, and the
+    public health check a usage plan.)"""
+    _, template = stack
+    for function_id, function in resources(template, "AWS::Lambda::Function").items():
+        invoked_by = function_invokers(template, function_id)
+        assert invoked_by <= set(INVOKER_WORDS), (function_id, invoked_by)
+        concurrency = nag_reason(function, "NIST.800.53.R5-LambdaConcurrency")
+        dlq = nag_reason(function, "NIST.800.53.R5-LambdaDLQ")
+        for reason in filter(None, (concurrency, dlq)):
+            named = {path for path, word in INVOKER_WORDS.items() if word in reason}
+            assert named == invoked_by, (function_id, reason, invoked_by)
+        assert concurrency is not None, function_id
+        if invoked_by & ASYNCHRONOUS:
+            assert dlq is None and "DeadLetterConfig" in function["Properties"], function_id
+        else:
+            assert dlq is not None, function_id
+
+
+def test_an_asynchronous_invoker_without_a_dead_letter_queue_is_refused():
+    """The generator does not write "invoked only synchronously" for a function a schedule
+    invokes: without a DLQ its failed runs would vanish."""
+    t = Template()
+    function = t.add_resource(Function("Scheduled", Role="r", Runtime="python3.12"))
+    t.add_resource(
+        Permission(
+            "SchedulePermission",
+            Action="lambda:InvokeFunction",
+            FunctionName=Ref(function),
+            Principal="events.amazonaws.com",
+        )
+    )
+    fn = LambdaFunction(function=function, role=None, log_group=None, name="scheduled", spec=None)
+    with pytest.raises(ValueError, match="asynchronously but has no dead-letter queue"):
+        accept_invocation_findings(t, [fn])
