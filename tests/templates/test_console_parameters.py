@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.config import ConfigError, load_api
+from handlers.config import ConfigError, load_api, load_health, load_processing
+from templates.cfnread import decide_conditions
 from tests.templates.cfn import props, resources
 
 # Values docs/platform.md and the README give, and ones an operator would type.
@@ -93,3 +94,61 @@ def test_every_value_the_console_accepts_the_functions_accept(rule_parameters, b
         assert loads(variable, value, base_env), value
 
     check()
+
+
+# Each function's config loader, by POWERTOOLS_SERVICE_NAME (what its module calls at import).
+LOADERS = {"validation": load_api, "processing": load_processing, "health": load_health}
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+
+
+def as_deployed(template: dict, value, parameters: dict[str, str]) -> str:
+    """An environment value as the function sees it: parameters at `parameters` (or their
+    defaults), resources as AWS names them (a queue's Ref is its URL, a topic's its ARN)."""
+    value = decide_conditions(template, value, parameters)
+    if isinstance(value, str):
+        return value
+    if set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name in template["Parameters"]:
+            return parameters.get(name, template["Parameters"][name].get("Default", ""))
+        kind = template["Resources"][name]["Type"]
+        return {
+            "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}",
+            "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
+        }.get(kind, name)
+    if set(value) == {"Fn::GetAtt"} and value["Fn::GetAtt"][1] == "Arn":
+        name = value["Fn::GetAtt"][0]
+        service = template["Resources"][name]["Type"].split("::")[1].lower()
+        return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{name}"
+    raise AssertionError(f"an environment value this test cannot resolve: {value}")
+
+
+def test_every_value_of_every_parameter_a_function_reads_loads(all_templates):
+    """Beyond the payment rules: each function starts with its environment as deployed with
+    the defaults, and with every value an AllowedValues parameter it reads offers (a choice
+    the console lists that fails every cold start would be a broken deploy). A pattern
+    parameter a function reads must be one the properties above cover."""
+    platform = all_templates["payment-platform"]
+    services = set()
+    for function in resources(platform, "AWS::Lambda::Function").values():
+        variables = props(function)["Environment"]["Variables"]
+        service = variables["POWERTOOLS_SERVICE_NAME"]
+        services.add(service)
+        load = LOADERS[service]
+        read = {
+            name: value["Ref"]
+            for name, value in variables.items()
+            if isinstance(value, dict) and value.get("Ref") in platform["Parameters"]
+        }
+        choices = [{}]
+        for variable, parameter_name in read.items():
+            parameter = platform["Parameters"][parameter_name]
+            if "AllowedPattern" in parameter:
+                assert variable in DOCUMENTED, (service, variable)
+            else:
+                assert parameter.get("AllowedValues"), (service, parameter_name)
+                choices += [{parameter_name: v} for v in parameter["AllowedValues"]]
+        for chosen in choices:
+            env = {n: as_deployed(platform, v, chosen) for n, v in variables.items()}
+            load(env)  # raises ConfigError naming the variable
+    assert services == set(LOADERS)
