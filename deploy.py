@@ -9,12 +9,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from deployer import inputs
 from deployer.aws import AwsSettings, make_clients
 from deployer.changeset import WaitConfig
+from deployer.config import load_config
 from deployer.errors import DeployError, InvalidInputError, NoRegionError, WrongRegionError
 from deployer.local import DEFAULT_PORT
+from deployer.outputs import outputs_document, write_json_atomically
 from deployer.packaging import DEFAULT_SOURCE
-from deployer.run import DeployOptions, Run, check_region, prepare
+from deployer.rollback import DEFAULT_MONITOR_MINUTES, MAX_MONITOR_MINUTES
+from deployer.run import DeployOptions, Plan, Report, Run, check_region, prepare
 
 # --serve defaults (emulator.local_api.DEFAULT_PORT, emulator.functions.DEFAULT_MAX_WORKERS),
 # kept here so that --help works without the dev extra.
@@ -22,6 +26,7 @@ SERVE_PORT = 3000
 SERVE_WORKERS = 4
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 BAD_INPUT = (InvalidInputError, WrongRegionError, NoRegionError)
 
 
@@ -105,13 +110,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="execution environments (worker processes) per function at most "
         "(default: %(default)s)",
     )
-    serve.add_argument(
-        "--outputs-file",
-        type=Path,
-        metavar="FILE",
-        help='with --serve: write {"<stack>": {"Outputs": {...}, "Local": {"InvokeUrl": ..., '
-        '"ApiKeyValue": ...}}} to FILE',
-    )
     parser.add_argument(
         "--artifact-bucket",
         metavar="BUCKET",
@@ -126,9 +124,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "else the template's default)",
     )
     parser.add_argument(
+        "--show-api-key",
+        action="store_true",
+        help="print the API key's value (and add it to --outputs-file) even when stdout is "
+        "not a terminal; by default it is printed only to a terminal",
+    )
+    parser.add_argument(
         "--hide-api-key",
         action="store_true",
-        help="print the API key id but not its value (for shared CI logs)",
+        help="never print the API key's value, not even to a terminal",
     )
     parser.add_argument(
         "--profile", help="AWS profile (default: AWS_PROFILE or the default profile)"
@@ -153,7 +157,138 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_SOURCE,
         help="handlers package to zip (default: src/handlers)",
     )
+    add_operator_options(parser)
     return parser.parse_args(argv)
+
+
+def add_operator_options(parser: argparse.ArgumentParser) -> None:
+    """Parameters, tags, safety and rollback: what `aws cloudformation deploy` users expect."""
+    group = parser.add_argument_group("stack settings and safety")
+    group.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a template parameter for every stack declaring it; repeatable. Parameters "
+        "not given keep their deployed value on update (else the template default)",
+    )
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with one table per suffix (parameters, tags, ...); "
+        "default: ./deploy.toml when present",
+    )
+    group.add_argument(
+        "--tags",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra stack tags (beside Project and Environment); repeatable",
+    )
+    group.add_argument(
+        "--role-arn", metavar="ARN", help="IAM role CloudFormation uses for the stack operations"
+    )
+    group.add_argument(
+        "--notification-arns",
+        action="extend",
+        nargs="+",
+        metavar="ARN",
+        help="SNS topics that receive the stacks' events (default: keep the stacks' own)",
+    )
+    group.add_argument(
+        "--allow-replacement",
+        action="append",
+        default=[],
+        metavar="LOGICAL_ID",
+        help="let the change set replace or remove this stateful resource (its data is "
+        "lost); repeatable. Without it such a change set stops, even with --yes",
+    )
+    group.add_argument(
+        "--monitor-minutes",
+        type=int,
+        metavar="MINUTES",
+        help="after an update, keep watching the stack's critical alarms this long and roll "
+        f"back if one fires (0-{MAX_MONITOR_MINUTES}; default {DEFAULT_MONITOR_MINUTES})",
+    )
+    group.add_argument(
+        "--disable-rollback",
+        action="store_true",
+        help="keep a failed stack as it failed (CREATE_FAILED/UPDATE_FAILED) for debugging",
+    )
+    group.add_argument(
+        "--outputs-file",
+        type=Path,
+        metavar="FILE",
+        help='write the stacks\' outputs as JSON: {"<stack>": {"Outputs": {"<key>": "<value>"}}} '
+        '(with --serve also "Local": {"InvokeUrl": ..., "ApiKeyValue": ...})',
+    )
+
+
+def deploy_options(
+    args: argparse.Namespace, stdout_is_terminal: bool, *, local: bool = False
+) -> DeployOptions:
+    """The options from the command line and deploy.toml, every local value checked.
+
+    `local`: deploying into an emulator of this process (--local-server with --suffix).
+    """
+    if args.show_api_key and args.hide_api_key:
+        raise InvalidInputError(reason="--show-api-key and --hide-api-key contradict each other")
+    if args.delete_artifacts and not args.destroy:
+        raise InvalidInputError(reason="--delete-artifacts goes with --destroy")
+    if args.no_execute and args.destroy:
+        raise InvalidInputError(reason="--no-execute and --destroy do not go together")
+    if args.destroy and (args.outputs_file or args.allow_replacement or args.parameter):
+        raise InvalidInputError(
+            reason="--outputs-file, --allow-replacement and --parameter do not go with --destroy"
+        )
+    config = load_config(args.config, args.suffix)
+    monitor = args.monitor_minutes
+    if monitor is None:
+        monitor = (
+            DEFAULT_MONITOR_MINUTES if config.monitor_minutes is None else config.monitor_minutes
+        )
+    notification_arns = (
+        args.notification_arns if args.notification_arns is not None else config.notification_arns
+    )
+    return DeployOptions(
+        suffix=args.suffix,
+        stacks=tuple(args.stack),
+        yes=args.yes,
+        no_execute=args.no_execute,
+        destroy=args.destroy,
+        delete_artifacts=args.delete_artifacts,
+        artifact_bucket=(
+            inputs.check_bucket_name(args.artifact_bucket) if args.artifact_bucket else None
+        ),
+        processor_function=args.processor_function,
+        local=args.local or local,
+        source_dir=args.source,
+        parameters=inputs.pairs(args.parameter, "--parameter"),
+        config_parameters=config.parameters,
+        tags=inputs.check_tags({**config.tags, **inputs.pairs(args.tags, "--tags")}),
+        role_arn=inputs.check_role_arn(args.role_arn or config.role_arn),
+        notification_arns=inputs.check_topic_arns(notification_arns),
+        allow_replacement=frozenset(args.allow_replacement),
+        monitor_minutes=inputs.check_monitor_minutes(monitor),
+        disable_rollback=args.disable_rollback,
+        show_api_key=args.show_api_key or (stdout_is_terminal and not args.hide_api_key),
+    )
+
+
+def write_outputs(path: Path, plan: Plan, report: Report) -> None:
+    """--outputs-file: the outputs of this run's stacks that exist (also after a failure)."""
+    names = {plan.name(base) for base in plan.bases}
+    stacks = [
+        outcome.stack_description
+        for outcome in report.outcomes
+        if (outcome.stack in names) and (outcome.stack_description is not None)
+    ]
+    try:
+        write_json_atomically(path, outputs_document(stacks, report.api_keys))
+    except OSError as error:
+        raise DeployError(reason=f"cannot write --outputs-file {path}: {error.strerror}") from None
 
 
 def confirm_on_terminal(question: str) -> bool:
@@ -214,8 +349,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_serve_options(args: argparse.Namespace) -> None:
     """--serve serves what this run deployed to the emulator of this process."""
-    if args.outputs_file is not None and not args.serve:
-        raise InvalidInputError(reason="--outputs-file goes with --serve")
     if not args.serve:
         return
     if not (args.local or args.local_server):
@@ -253,25 +386,20 @@ def serve(args: argparse.Namespace, plan: Any, clients: Any, endpoint: str) -> i
 
 def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
     """Deploy or destroy as the arguments say (endpoint: an emulator of this process)."""
-    options = DeployOptions(
-        suffix=args.suffix,
-        stacks=tuple(args.stack),
-        yes=args.yes,
-        no_execute=args.no_execute,
-        destroy=args.destroy,
-        delete_artifacts=args.delete_artifacts,
-        artifact_bucket=args.artifact_bucket,
-        processor_function=args.processor_function,
-        hide_api_key=args.hide_api_key,
-        local=args.local or (endpoint is not None),
-        source_dir=args.source,
-    )
-    wait = WaitConfig(stack_timeout=args.timeout * 60)
     try:
-        if args.delete_artifacts and not args.destroy:
-            raise InvalidInputError(reason="--delete-artifacts goes with --destroy")
-        if args.no_execute and args.destroy:
-            raise InvalidInputError(reason="--no-execute and --destroy do not go together")
+        return run(args, endpoint)
+    except KeyboardInterrupt:
+        # Before or after Run.execute (which reports what it left running itself).
+        print("deploy.py: interrupted (Ctrl-C); no stack operation was running", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run(args: argparse.Namespace, endpoint: str | None) -> int:
+    """The run behind deploy(), every failure one line on stderr."""
+    try:
+        options = deploy_options(args, sys.stdout.isatty(), local=endpoint is not None)
+        wait = WaitConfig(stack_timeout=inputs.check_timeout(args.timeout) * 60)
+        outputs_file = inputs.check_outputs_file(args.outputs_file)
         check_serve_options(args)
         if not (args.yes or args.no_execute or sys.stdin.isatty()):
             raise InvalidInputError(
@@ -315,6 +443,8 @@ def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
             clients = make_clients(settings)
             check_region(plan, clients.region)
             report = Run(plan, options, clients, print, confirm_on_terminal, wait).execute()
+            if outputs_file is not None:
+                write_outputs(outputs_file, plan, report)
             if args.serve and report.ok:
                 return serve(args, plan, clients, endpoint)
     except DeployError as error:
@@ -322,6 +452,8 @@ def deploy(args: argparse.Namespace, endpoint: str | None = None) -> int:
         return EXIT_BAD_INPUT if isinstance(error, BAD_INPUT) else EXIT_FAILED
     if report.error is not None:
         print(f"deploy.py: error: {report.error}", file=sys.stderr)
+        if report.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_BAD_INPUT if isinstance(report.error, BAD_INPUT) else EXIT_FAILED
     return 0 if report.ok else EXIT_FAILED
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config
 
 from deployer.errors import AwsCallError, InvalidInputError, NoCredentialsError, NoRegionError
@@ -47,6 +50,20 @@ class AwsSettings:
     secret_key: str | None = None
 
 
+# The first call (sts:GetCallerIdentity) tells "AWS is unreachable" within PROBE_BOUND
+# seconds: 2 attempts of at most max(connect, read) seconds each plus botocore's first
+# backoff (at most 1 s). The other clients keep the patient settings above.
+PROBE = {"max_attempts": 2, "connect_timeout": 4.0, "read_timeout": 5.0}
+PROBE_BOUND = 15.0
+# Errors a failed call can raise besides ClientError: transport, parameter validation,
+# and a response botocore cannot parse (ResponseParserError is not a BotoCoreError).
+AWS_ERRORS = (
+    botocore.exceptions.ClientError,
+    botocore.exceptions.BotoCoreError,
+    botocore.parsers.ResponseParserError,
+)
+
+
 @dataclass(frozen=True)
 class Clients:
     """The clients the deployer uses, created once and injected everywhere."""
@@ -58,6 +75,10 @@ class Clients:
     region: str
     # Only to check that the account's API Gateway logging role still exists.
     iam: Any = None
+    # Only to check that the payment API's processor function exists.
+    lambda_: Any = None
+    # Only to find the stack's alarms for the rollback configuration.
+    cloudwatch: Any = None
 
 
 def client_config(settings: AwsSettings) -> Config:
@@ -70,12 +91,17 @@ def client_config(settings: AwsSettings) -> Config:
     )
 
 
-def make_clients(settings: AwsSettings) -> Clients:
+def region_setting(settings: AwsSettings, environ: Mapping[str, str]) -> str | None:
+    """--region, else AWS_REGION (boto3 itself reads only AWS_DEFAULT_REGION and the profile)."""
+    return settings.region or environ.get("AWS_REGION") or None
+
+
+def make_clients(settings: AwsSettings, environ: Mapping[str, str] = os.environ) -> Clients:
     """Build the clients, failing early with a clear message on no credentials or region."""
     try:
         session = boto3.Session(
             profile_name=settings.profile,
-            region_name=settings.region,
+            region_name=region_setting(settings, environ),
             aws_access_key_id=settings.access_key,
             aws_secret_access_key=settings.secret_key,
         )
@@ -88,17 +114,20 @@ def make_clients(settings: AwsSettings) -> Clients:
     if not session.region_name:
         raise NoRegionError()
     config = client_config(settings)
+    probe = client_config(replace(settings, **PROBE))
 
-    def client(service: str) -> Any:
-        return session.client(service, config=config, endpoint_url=settings.endpoint_url)
+    def client(service: str, chosen: Config = config) -> Any:
+        return session.client(service, config=chosen, endpoint_url=settings.endpoint_url)
 
     return Clients(
         cloudformation=client("cloudformation"),
         s3=client("s3"),
-        sts=client("sts"),
+        sts=client("sts", probe),
         apigateway=client("apigateway"),
         region=session.region_name,
         iam=client("iam"),
+        lambda_=client("lambda"),
+        cloudwatch=client("cloudwatch"),
     )
 
 
@@ -129,10 +158,25 @@ def caller_account(sts: Any) -> str:
             message=error_message(error),
             next_step="check the credentials and the endpoint",
         ) from None
-    except botocore.exceptions.EndpointConnectionError as error:
+    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
         raise AwsCallError(
-            operation="sts:GetCallerIdentity",
-            code="EndpointConnectionError",
-            message=str(error),
+            operation=f"sts:GetCallerIdentity at {sts.meta.endpoint_url}",
+            code=type(error).__name__,
+            message=f"no answer after {PROBE['max_attempts']} attempts",
             next_step="check the network, the region and AWS_ENDPOINT_URL",
         ) from None
+
+
+def call_failure(operation: str, error: Exception) -> AwsCallError:
+    """Any failed AWS call (see AWS_ERRORS) as one line with the next step."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        code, message = error_code(error), error_message(error)
+        next_step = (
+            f"grant {operation} to this identity"
+            if code in {"AccessDenied", "AccessDeniedException", "AuthorizationError"}
+            else "see the message; rerun once the cause is fixed"
+        )
+    else:
+        code, message = type(error).__name__, (str(error).splitlines() or [""])[0]
+        next_step = "check the network, the region and AWS_ENDPOINT_URL, then rerun"
+    return AwsCallError(operation=operation, code=code, message=message, next_step=next_step)

@@ -10,15 +10,18 @@ time budget rather than an attempt count, and checks the final status
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
 
-from deployer.aws import THROTTLING_CODES, error_code, error_message
+from deployer.aws import AWS_ERRORS, THROTTLING_CODES, call_failure, error_code, error_message
 from deployer.errors import (
     AwsCallError,
     ChangeSetFailedError,
@@ -34,6 +37,15 @@ EMPTY_CHANGE_SET_REASONS = (
     "No updates are to be performed",
 )
 CHANGE_SET_PENDING = {"CREATE_PENDING", "CREATE_IN_PROGRESS"}
+# An operation's events are those not older than its start, taken a little early: the
+# server's Date header has one-second resolution and the first event is written while
+# the request is still being answered.
+START_MARGIN = dt.timedelta(seconds=2)
+
+
+def utc_now() -> dt.datetime:
+    """The local wall clock, in UTC."""
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,13 @@ class ChangeSetRequest:
     capabilities: tuple[str, ...]
     template_body: str | None = None
     template_url: str | None = None
+    # Declared parameters that keep their deployed value (UsePreviousValue).
+    previous: Sequence[str] = ()
+    role_arn: str | None = None
+    # None keeps the stack's notification topics; a tuple replaces them.
+    notification_arns: Sequence[str] | None = None
+    # CloudFormation keeps a stack's last rollback configuration: updates always send one.
+    rollback: Mapping[str, Any] | None = None
     change_set_name: str = field(
         default_factory=lambda: f"payment-deploy-{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -89,7 +108,8 @@ class ChangeSetRequest:
             "Parameters": [
                 {"ParameterKey": key, "ParameterValue": value}
                 for key, value in sorted(self.parameters.items())
-            ],
+            ]
+            + [{"ParameterKey": key, "UsePreviousValue": True} for key in sorted(self.previous)],
             "Tags": [{"Key": key, "Value": value} for key, value in sorted(self.tags.items())],
             "Capabilities": list(self.capabilities),
             "ClientToken": self.token,
@@ -99,7 +119,21 @@ class ChangeSetRequest:
             kwargs["TemplateURL"] = self.template_url
         else:
             kwargs["TemplateBody"] = self.template_body
+        if self.role_arn:
+            kwargs["RoleARN"] = self.role_arn
+        if self.notification_arns is not None:
+            kwargs["NotificationARNs"] = list(self.notification_arns)
+        if self.rollback is not None:
+            kwargs["RollbackConfiguration"] = dict(self.rollback)
         return kwargs
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A stack operation this run started: its token marks its events, from `since` on."""
+
+    token: str
+    since: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -122,12 +156,14 @@ class Deployer:
         wait: WaitConfig | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.cloudformation = cloudformation
         self.log = log
         self.wait = wait or WaitConfig()
         self.sleep = sleep
         self.clock = clock
+        self.now = now
 
     def describe_stack(self, stack: str) -> dict[str, Any] | None:
         """The stack's description, or None when it does not exist."""
@@ -146,11 +182,51 @@ class Deployer:
 
     def deployed_template(self, stack: str) -> Any:
         """The template the stack was last deployed with (parsed when JSON)."""
-        try:
-            response = self.cloudformation.get_template(StackName=stack, TemplateStage="Original")
-        except botocore.exceptions.ClientError as error:
-            raise self._error("GetTemplate", error) from None
-        return response.get("TemplateBody")
+        response = self._call(
+            "GetTemplate",
+            self.cloudformation.get_template,
+            StackName=stack,
+            TemplateStage="Original",
+        )
+        body = response.get("TemplateBody")
+        if isinstance(body, str):
+            try:
+                return json.loads(body)
+            except ValueError:
+                return body  # YAML: compared as text, so it always differs from ours
+        return body
+
+    def stack_policy(self, stack: str) -> dict[str, Any] | None:
+        """The stack's policy, or None when it has none."""
+        response = self._call(
+            "GetStackPolicy", self.cloudformation.get_stack_policy, StackName=stack
+        )
+        body = response.get("StackPolicyBody")
+        return json.loads(body) if body else None
+
+    def set_stack_policy(self, stack: str, policy: Mapping[str, Any]) -> None:
+        """Replace the stack's policy."""
+        self._call(
+            "SetStackPolicy",
+            self.cloudformation.set_stack_policy,
+            StackName=stack,
+            StackPolicyBody=json.dumps(policy, sort_keys=True),
+        )
+
+    def stack_resources(self, stack: str) -> dict[str, str]:
+        """Physical id of each deployed resource, by logical id."""
+        resources: dict[str, str] = {}
+        token = None
+        while True:
+            kwargs = {"StackName": stack, **({"NextToken": token} if token else {})}
+            page = self._call(
+                "ListStackResources", self.cloudformation.list_stack_resources, **kwargs
+            )
+            for item in page.get("StackResourceSummaries", []):
+                resources[item["LogicalResourceId"]] = item.get("PhysicalResourceId", "")
+            token = page.get("NextToken")
+            if not token:
+                return resources
 
     def create_change_set(self, request: ChangeSetRequest) -> tuple[str, str] | None:
         """Create the change set: (change set id, stack id), or None when refused as empty."""
@@ -209,13 +285,16 @@ class Deployer:
             token = page.get("NextToken")
         return ChangeSet(change_set_id, response.get("StackId", ""), empty=False, changes=changes)
 
-    def execute_change_set(self, change_set_id: str) -> None:
+    def execute_change_set(
+        self, change_set_id: str, *, disable_rollback: bool = False
+    ) -> Operation:
         """Start executing the change set (idempotent through its token)."""
-        self._call(
+        kwargs: dict[str, Any] = {"DisableRollback": True} if disable_rollback else {}
+        return self._start(
             "ExecuteChangeSet",
             self.cloudformation.execute_change_set,
             ChangeSetName=change_set_id,
-            ClientRequestToken=client_token("execute"),
+            **kwargs,
         )
 
     def delete_change_set(self, change_set_id: str) -> None:
@@ -224,20 +303,39 @@ class Deployer:
             "DeleteChangeSet", self.cloudformation.delete_change_set, ChangeSetName=change_set_id
         )
 
-    def delete_stack(self, stack: str) -> None:
+    def delete_stack(self, stack: str, role_arn: str | None = None) -> Operation:
         """Start deleting the stack (idempotent through its token)."""
-        self._call(
-            "DeleteStack",
-            self.cloudformation.delete_stack,
-            StackName=stack,
-            ClientRequestToken=client_token("delete"),
+        kwargs: dict[str, Any] = {"RoleARN": role_arn} if role_arn else {}
+        return self._start(
+            "DeleteStack", self.cloudformation.delete_stack, StackName=stack, **kwargs
         )
 
-    def events(self, stack_id: str) -> EventStream:
-        """An event stream for the stack, marked at its newest event."""
-        stream = EventStream(self.cloudformation, stack_id, self.log)
-        stream.mark()
-        return stream
+    def events(
+        self,
+        stack_id: str,
+        operation: Operation | None = None,
+        *,
+        since: dt.datetime | None = None,
+        total: int | None = None,
+    ) -> EventStream:
+        """The events of our `operation`, else commentary on whatever runs from `since` on."""
+        if operation is not None:
+            return EventStream(
+                self.cloudformation,
+                stack_id,
+                self.log,
+                since=operation.since,
+                token=operation.token,
+                total=total,
+            )
+        return EventStream(self.cloudformation, stack_id, self.log, since=since or self.now())
+
+    def _start(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Operation:
+        """Call an operation that starts stack work, with a token that marks its events."""
+        token = client_token(operation.lower())
+        sent = self.now()
+        response = self._call(operation, method, ClientRequestToken=token, **kwargs)
+        return Operation(token, min(sent, _server_time(response) or sent) - START_MARGIN)
 
     def wait_for_stack(self, stack_id: str, events: EventStream) -> dict[str, Any]:
         """Poll until the stack leaves *_IN_PROGRESS, streaming its events; return it."""
@@ -278,8 +376,8 @@ class Deployer:
         """One poll; throttling that outlasted botocore's retries just skips this poll."""
         try:
             return method(**kwargs)
-        except botocore.exceptions.ClientError as error:
-            if is_throttling(error):
+        except AWS_ERRORS as error:
+            if isinstance(error, botocore.exceptions.ClientError) and is_throttling(error):
                 self.log(f"({operation} throttled; polling again)")
                 return None
             raise self._error(operation, error) from None
@@ -287,20 +385,21 @@ class Deployer:
     def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
         try:
             return method(**kwargs)
-        except botocore.exceptions.ClientError as error:
-            if operation == "DescribeStacks":
-                raise
+        except AWS_ERRORS as error:
+            if (operation == "DescribeStacks") and isinstance(
+                error, botocore.exceptions.ClientError
+            ):
+                raise  # describe_stack tells "does not exist" from the other errors
             raise self._error(operation, error) from None
 
-    def _error(self, operation: str, error: botocore.exceptions.ClientError) -> AwsCallError:
-        code = error_code(error)
-        if code in {"AccessDenied", "AccessDeniedException"}:
-            next_step = f"grant cloudformation:{operation} to this identity"
-        else:
-            next_step = "see the message; rerun once the cause is fixed"
-        return AwsCallError(
-            operation=f"cloudformation:{operation} on {self.log.stack}",
-            code=code,
-            message=error_message(error),
-            next_step=next_step,
-        )
+    def _error(self, operation: str, error: Exception) -> AwsCallError:
+        return call_failure(f"cloudformation:{operation} on {self.log.stack}", error)
+
+
+def _server_time(response: Mapping[str, Any]) -> dt.datetime | None:
+    """The server's clock from the response's Date header, when it sent one."""
+    headers = (response or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        return email.utils.parsedate_to_datetime(headers["date"]).astimezone(dt.UTC)
+    except (KeyError, TypeError, ValueError):
+        return None

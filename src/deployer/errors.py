@@ -86,11 +86,12 @@ class ChangeSetFailedError(DeployError):
 
 
 class StackNotOursError(DeployError):
-    """A stack with our name that does not carry our tags."""
+    """A stack with our name that does not carry our tags: never updated, deleted or recreated."""
 
     fmt = (
-        "stack {stack} is {status} but does not carry the tags {tags}, so it may belong to "
-        "someone else and is left alone: inspect it, delete it yourself "
+        "stack {stack} ({status}) does not carry our tags (missing {missing}), so it may "
+        "belong to someone else and is left alone: nothing was changed. Inspect it; if it is "
+        "yours, add the tags, or delete it yourself "
         "(aws cloudformation delete-stack --stack-name {stack}) and rerun"
     )
 
@@ -138,4 +139,47 @@ class AwsCallError(DeployError):
 class DeclinedError(DeployError):
     """The person deploying answered no."""
 
-    fmt = "{stack}: not executed (declined); change set deleted, nothing changed"
+    fmt = "{stack}: not executed (declined); {detail}"
+
+
+class DataLossError(DeployError):
+    """A change set would replace or remove a resource holding data."""
+
+    fmt = (
+        "{stack}: not executed, the change set would {losses}. Refused even with --yes; "
+        "the change set was deleted and nothing changed. If the loss is intended, rerun with "
+        "{flags}"
+    )
+
+
+class ProcessorMissingError(DeployError):
+    """The Lambda function the payment API would front does not exist."""
+
+    fmt = (
+        "{stack} fronts Lambda function {function}, which does not exist in {region}: "
+        "deploy the platform first (python deploy.py --suffix {suffix} --stack "
+        "payment-platform) or name an existing function with --processor-function"
+    )
+
+
+class BootstrapBucketMissingError(DeployError):
+    """The bootstrap stack exists but its bucket was deleted."""
+
+    fmt = (
+        "the artifact bucket {bucket} of stack {stack} no longer exists (deleted outside "
+        "CloudFormation; the stack keeps it with DeletionPolicy Retain): delete the stack "
+        "(aws cloudformation delete-stack --stack-name {stack} --region {region}) and rerun, "
+        "which creates a new bucket and uploads again, or pass --artifact-bucket"
+    )
+
+
+class DependentStackError(DeployError):
+    """A stack other stacks of the suffix still rely on."""
+
+    fmt = "{stack} is not deleted: {reason}; nothing was deleted"
+
+
+class RunInterruptedError(DeployError):
+    """Ctrl-C: what is still running in CloudFormation and how to follow it."""
+
+    fmt = "interrupted (Ctrl-C): {state}"

@@ -1,14 +1,18 @@
-"""Stack outputs, the invoke URL, and the API key's value fetched after deploy."""
+"""Stack outputs, the invoke URL, the API key's value fetched after deploy, --outputs-file."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
-
-from deployer.aws import error_code, error_message
+from deployer.aws import AWS_ERRORS, error_code, error_message
 from deployer.output import StackLog
+
+API_KEY_VALUE = "ApiKeyValue"
 
 
 def api_key_outputs(template: Mapping[str, Any]) -> list[str]:
@@ -30,15 +34,21 @@ def print_outputs(
     template: Mapping[str, Any],
     apigateway: Any,
     *,
-    show_key_value: bool = True,
+    show_key_value: bool = False,
     local: bool = False,
-) -> None:
-    """Print every output, then the invoke URL and the API key value where there are some."""
+    region: str = "us-east-1",
+) -> dict[str, str]:
+    """Print every output, the invoke URL and (when shown) the API key value; return the values.
+
+    The value is a secret: it is fetched and printed only with `show_key_value` (a terminal,
+    or --show-api-key), never by default into a log others read.
+    """
+    values: dict[str, str] = {}
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
     if not outputs:
         note = " (moto leaves Outputs empty after a change set)" if local else ""
         log(f"no outputs reported{note}")
-        return
+        return values
     for key in sorted(outputs):
         log(f"output {key} = {outputs[key]}")
     urls = [key for key in sorted(outputs) if "execute-api" in outputs[key]]
@@ -50,14 +60,55 @@ def print_outputs(
         if not key_id:
             continue
         if not show_key_value:
-            log(f"API key id {key_id} (value hidden by --hide-api-key)")
+            log(
+                f"API key id {key_id} (value not printed: stdout is not a terminal or "
+                "--hide-api-key; pass --show-api-key, or run aws apigateway get-api-key "
+                f"--api-key {key_id} --include-value --query value --output text "
+                f"--region {region})"
+            )
             continue
         try:
             value = apigateway.get_api_key(apiKey=key_id, includeValue=True)["value"]
-        except botocore.exceptions.ClientError as error:
+        except AWS_ERRORS as error:
+            reason = (
+                f"{error_code(error)}: {error_message(error)}"
+                if hasattr(error, "response")
+                else type(error).__name__
+            )
             log(
-                f"API key {key_id}: value not fetched ({error_code(error)}: "
-                f"{error_message(error)}); needs apigateway:GET on /apikeys/{key_id}"
+                f"API key {key_id}: value not fetched ({reason}); needs apigateway:GET on "
+                f"/apikeys/{key_id}"
             )
             continue
+        values[API_KEY_VALUE] = value
         log(f"API key value ({key_id}): {value}  -- send it as the x-api-key header")
+    return values
+
+
+def outputs_document(
+    stacks: Iterable[Mapping[str, Any]], secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """The --outputs-file schema: {"<stack>": {"Outputs": {"<key>": "<value>"}}}.
+
+    `secrets` holds, by stack, the values shown in this run (ApiKeyValue only with
+    --show-api-key); they are added to that stack's Outputs.
+    """
+    document: dict[str, Any] = {}
+    for stack in stacks:
+        name = stack["StackName"]
+        outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
+        document[name] = {"Outputs": {**outputs, **secrets.get(name, {})}}
+    return document
+
+
+def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the file in one rename, readable only by its owner (it may hold the key's value)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -59,3 +59,13 @@ class Lines(list):
 def lines() -> Lines:
     """A fresh recording writer."""
     return Lines()
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy.main must refuse the input before it makes any AWS client."""
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("bad input must be refused before any AWS client is made")
+
+    monkeypatch.setattr("deploy.make_clients", refuse)

@@ -123,10 +123,12 @@ def test_create_rerun_handler_change_destroy(
     assert calls.count("s3", "PutObject") == 0
     assert second.uploads == []
     assert sleeps == []
-    # Per stack DescribeStacks + GetTemplate; once per run the bootstrap's DescribeStacks
-    # and, on moto only (no Outputs after a change set), DescribeStackResource.
-    assert calls.count("cloudformation") <= 3 * len(NAMES), calls.calls
+    # Per stack DescribeStacks + GetTemplate, GetStackPolicy for the stack with tables;
+    # once per run the bootstrap's DescribeStacks and, on moto only (no Outputs after a
+    # change set), ListStackResources to find its bucket.
+    assert calls.count("cloudformation") <= 3 * len(NAMES) + 1, calls.calls
     assert calls.count("cloudformation", "GetTemplate") == len(NAMES), calls.calls
+    assert calls.count("cloudformation", "GetStackPolicy") == 1, calls.calls
 
     # 3. One handler changes: one new zip, only the functions change.
     before_ids = {name: physical_ids(moto_clients, name) for name in NAMES}

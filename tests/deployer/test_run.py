@@ -19,6 +19,7 @@ from templates import registry
 from templates.naming import Naming
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+START = NOW - dt.timedelta(minutes=1)
 TEMPLATE = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
 
 
@@ -50,7 +51,6 @@ def test_failed_resources_are_printed_again_at_the_end(lines: Any) -> None:
         c.add_response(
             "describe_change_set", {"Status": "CREATE_COMPLETE", "Changes": [], "StackId": stack_id}
         )
-        c.add_response("describe_stack_events", {"StackEvents": []})
         c.add_response(
             "execute_change_set", {}, {"ChangeSetName": cs_id, "ClientRequestToken": ANY}
         )
@@ -65,7 +65,9 @@ def test_failed_resources_are_printed_again_at_the_end(lines: Any) -> None:
         options = DeployOptions(suffix="qa", stacks=("payment-api",), yes=True)
         plan = prepare(options, build=only_api)
         clients = Clients(cfn, None, sts, None, "us-east-1")
-        report = Run(plan, options, clients, lines, lambda _: True, sleep=lambda _: None).execute()
+        report = Run(
+            plan, options, clients, lines, lambda _: True, sleep=lambda _: None, now=lambda: START
+        ).execute()
     assert not report.ok
     assert "ROLLBACK_COMPLETE (expected CREATE_COMPLETE)" in str(report.error)
     streamed = [i for i, line in enumerate(lines) if "Queue name already exists" in line]
@@ -208,7 +210,9 @@ def test_outputs_print_invoke_url_and_fetched_key_value(lines: Any) -> None:
             {"id": "k123", "value": "s3cr3t"},
             {"apiKey": "k123", "includeValue": True},
         )
-        print_outputs(StackLog(lines, "payment-api-qa"), stack, template, apigateway)
+        print_outputs(
+            StackLog(lines, "payment-api-qa"), stack, template, apigateway, show_key_value=True
+        )
     assert f"[payment-api-qa] invoke URL: {url}" in lines
     assert any("API key value (k123): s3cr3t" in line for line in lines)
     hidden: list[str] = []
