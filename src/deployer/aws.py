@@ -43,7 +43,7 @@ class AwsSettings:
     # Adaptive adds client-side rate limiting on top of standard's jittered backoff:
     # worth it when one account runs several deploys at once.
     retry_mode: str = "standard"
-    max_attempts: int = 10
+    max_attempts: int = 10  # in all, the first try included
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     access_key: str | None = None
@@ -84,7 +84,8 @@ class Clients:
 def client_config(settings: AwsSettings) -> Config:
     """Retries (standard/adaptive, jittered), connect/read timeouts, our user agent."""
     return Config(
-        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        # total_max_attempts counts the first try (max_attempts would add one to it).
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         user_agent_extra=USER_AGENT,

@@ -133,3 +133,24 @@ def test_i10_1_an_operator_value_survives_redeploys_on_moto(
     after = parameters(moto_clients, PLATFORM)
     assert after["AlarmEmail"] == "oncall@example.com"
     assert after["CodeKey"] != before["CodeKey"]
+
+
+def test_i10_7_a_deleted_bootstrap_bucket_says_so_and_how_to_recreate_it(
+    moto_clients: Clients, lines: Any
+) -> None:
+    assert run(moto_clients, lines, stacks=("payment-platform",)).ok, lines.text()
+    s3, bucket = moto_clients.s3, parameters(moto_clients, PLATFORM)["CodeBucket"]
+    # Someone empties and deletes the bucket by hand (the stack keeps it: Retain).
+    listed = s3.list_object_versions(Bucket=bucket)
+    for item in listed.get("Versions", []) + listed.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+    s3.delete_bucket(Bucket=bucket)
+    report = run(moto_clients, lines, stacks=("payment-platform",))
+    message = str(report.error)
+    assert (
+        f"the artifact bucket {bucket} of stack payment-infrastructure-bootstrap no longer"
+        in message
+    )
+    assert (
+        "aws cloudformation delete-stack --stack-name payment-infrastructure-bootstrap" in message
+    )

@@ -292,7 +292,7 @@ def test_client_config_retries_with_jitter_and_timeouts() -> None:
 
     config = client_config(AwsSettings(retry_mode="adaptive"))
     assert config.retries["mode"] == "adaptive"
-    assert config.retries["max_attempts"] >= 3
+    assert config.retries["total_max_attempts"] >= 3
     assert config.connect_timeout and config.read_timeout
 
 
