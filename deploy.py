@@ -137,7 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", help="AWS profile (default: AWS_PROFILE or the default profile)"
     )
-    parser.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    parser.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)"
+    )
     parser.add_argument(
         "--retry-mode",
         choices=["standard", "adaptive"],

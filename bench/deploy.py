@@ -322,9 +322,10 @@ def main() -> int:
         "set is counted); the AWS CLI was given a bucket created outside the figures."
     )
     print(
-        "our no-change redeploy CFN calls per stack: DescribeStacks + GetTemplate, plus one "
-        "shared DescribeStacks of the bootstrap stack (and on moto one DescribeStackResource, "
-        "as moto reports no Outputs after a change set)."
+        "our no-change redeploy CFN calls per stack: DescribeStacks + GetTemplate (+ "
+        "GetStackPolicy for the platform, whose tables carry a stack policy), plus one shared "
+        "DescribeStacks of the bootstrap stack (and on moto one ListStackResources, as moto "
+        "reports no Outputs after a change set); S3 HEADs the zip and the platform template."
     )
     for note in sorted(NOTES):
         print(f"note: {note}")

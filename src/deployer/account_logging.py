@@ -14,22 +14,27 @@ from typing import Any
 
 import botocore.exceptions
 
-from deployer.aws import error_code
+from deployer.aws import AWS_ERRORS, call_failure, error_code
 
 PARAMETER = "ManageApiGatewayAccount"
 
 
 def live_logging_role(apigateway: Any, iam: Any) -> str | None:
     """The ARN of the account's API Gateway logging role, when it is set and still exists."""
-    role_arn = apigateway.get_account().get("cloudwatchRoleArn")
+    try:
+        role_arn = apigateway.get_account().get("cloudwatchRoleArn")
+    except AWS_ERRORS as error:
+        raise call_failure("apigateway:GetAccount", error) from None
     if not role_arn:
         return None
     try:
         iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])
-    except botocore.exceptions.ClientError as error:
-        if error_code(error) == "NoSuchEntity":
+    except AWS_ERRORS as error:
+        if isinstance(error, botocore.exceptions.ClientError) and (
+            error_code(error) == "NoSuchEntity"
+        ):
             return None
-        raise
+        raise call_failure("iam:GetRole", error) from None
     return role_arn
 
 

@@ -53,7 +53,7 @@ class AwsSettings:
 # The first call (sts:GetCallerIdentity) tells "AWS is unreachable" within PROBE_BOUND
 # seconds: 2 attempts of at most max(connect, read) seconds each plus botocore's first
 # backoff (at most 1 s). The other clients keep the patient settings above.
-PROBE = {"max_attempts": 2, "connect_timeout": 4.0, "read_timeout": 5.0}
+PROBE = AwsSettings(max_attempts=2, connect_timeout=4.0, read_timeout=5.0)
 PROBE_BOUND = 15.0
 # Errors a failed call can raise besides ClientError: transport, parameter validation,
 # and a response botocore cannot parse (ResponseParserError is not a BotoCoreError).
@@ -115,7 +115,14 @@ def make_clients(settings: AwsSettings, environ: Mapping[str, str] = os.environ)
     if not session.region_name:
         raise NoRegionError()
     config = client_config(settings)
-    probe = client_config(replace(settings, **PROBE))
+    probe = client_config(
+        replace(
+            settings,
+            max_attempts=PROBE.max_attempts,
+            connect_timeout=PROBE.connect_timeout,
+            read_timeout=PROBE.read_timeout,
+        )
+    )
 
     def client(service: str, chosen: Config = config) -> Any:
         return session.client(service, config=chosen, endpoint_url=settings.endpoint_url)
@@ -163,7 +170,7 @@ def caller_account(sts: Any) -> str:
         raise AwsCallError(
             operation=f"sts:GetCallerIdentity at {sts.meta.endpoint_url}",
             code=type(error).__name__,
-            message=f"no answer after {PROBE['max_attempts']} attempts",
+            message=f"no answer after {PROBE.max_attempts} attempts",
             next_step="check the network, the region and AWS_ENDPOINT_URL",
         ) from None
 

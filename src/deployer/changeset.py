@@ -65,6 +65,12 @@ def client_token(action: str) -> str:
     return f"payment-deploy-{action}-{uuid.uuid4().hex}"
 
 
+def resource_change(change: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ResourceChange of one entry of DescribeChangeSet's Changes."""
+    inner: Mapping[str, Any] = change.get("ResourceChange", change)
+    return inner
+
+
 def is_empty_change_set(status: str, reason: str) -> bool:
     """True for a FAILED change set whose reason says there was nothing to change."""
     return (status == "FAILED") and any(text in reason for text in EMPTY_CHANGE_SET_REASONS)

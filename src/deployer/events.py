@@ -38,7 +38,7 @@ class Failure:
 def format_event(event: dict[str, Any]) -> str:
     """One event as one line: time, status, type, logical id, reason."""
     when = event.get("Timestamp")
-    stamp = when.strftime("%H:%M:%S") if hasattr(when, "strftime") else str(when or "")
+    stamp = when.strftime("%H:%M:%S") if isinstance(when, dt.datetime) else str(when or "")
     parts = [
         stamp,
         event.get("ResourceStatus", ""),

@@ -192,21 +192,18 @@ class StackFlow:
         """Deploy, again when API Gateway refused a seconds-old role (bounded, rolled back)."""
         for attempt in range(1, self.attempts + 1):
             failures: list[Failure] = []
-            retried = False
             try:
                 self._deploy(spec, template_url, check, outcome, failures, attempt > 1)
                 return
             except StackOperationFailedError:
-                retried = (
-                    (attempt < self.attempts) and (not self.disable_rollback)
-                ) and role_not_ready(failures)
-                if not retried:
+                retry = (attempt < self.attempts) and (not self.disable_rollback)
+                if not (retry and role_not_ready(failures)):
                     raise
+                retried, failures = failures, []  # a failure retried is not the run's failure
             finally:
-                if not retried:
-                    self.failures.extend(failures)
+                self.failures.extend(failures)
             self.log(
-                f"{ROLE_NOT_READY_TYPE} refused the new logging role ({failures[0].reason}): "
+                f"{ROLE_NOT_READY_TYPE} refused the new logging role ({retried[0].reason}): "
                 f"IAM had not propagated it yet; retrying in {self.retry_delay:.0f} s "
                 f"(attempt {attempt + 1} of {self.attempts})"
             )
@@ -378,14 +375,14 @@ class StackFlow:
         resources = self.deployer.stack_resources(spec.name) if watched else {}
         return plan_rollback(self.cloudwatch, resources, spec.template, self.monitor_minutes)
 
-    def ensure_policy(self, spec: StackSpec, said: str = "stack policy set") -> None:
+    def ensure_policy(self, spec: StackSpec) -> None:
         """Give the stack its policy when it carries another one (or none)."""
         if spec.stack_policy is None:
             return
         if self.deployer.stack_policy(spec.name) != spec.stack_policy:
             self.deployer.set_stack_policy(spec.name, spec.stack_policy)
             tables = ", ".join(protected_resources(spec.template))
-            self.log(f"{said}: Update:Replace and Update:Delete denied on {tables}")
+            self.log(f"stack policy set: Update:Replace and Update:Delete denied on {tables}")
 
     def lift_policy(
         self,

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from deployer.changeset import resource_change
 from deployer.output import table
 
 ABSENT = object()
@@ -23,10 +24,6 @@ MAX_DIFFS = 20
 IGNORED_ATTRIBUTES = {"Metadata"}
 SECURITY_GROUP_RULES = ("SecurityGroupIngress", "SecurityGroupEgress")
 RULE_TYPES = {"AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"}
-
-
-def _resource_change(change: Mapping[str, Any]) -> Mapping[str, Any]:
-    return change.get("ResourceChange", change)  # type: ignore[no-any-return]
 
 
 def show(value: Any) -> str:
@@ -139,7 +136,7 @@ def render(
     new_resources = new_template.get("Resources", {})
     rows, details, security = [], [], []
     for change in changes:
-        rc = _resource_change(change)
+        rc = resource_change(change)
         logical, action = rc.get("LogicalResourceId", ""), rc.get("Action", "")
         replacement = rc.get("Replacement", "")
         mark = {"True": "REPLACE !!", "Conditional": "MAY REPLACE !"}.get(replacement, "-")

@@ -52,17 +52,18 @@ class RollbackPlan:
     def configuration(self) -> dict[str, Any]:
         """The CreateChangeSet RollbackConfiguration (an empty one removes old triggers)."""
         triggers = [{"Arn": arn, "Type": TRIGGER_TYPE} for _, arn in sorted(self.triggers.items())]
-        if not triggers:
-            return {"RollbackTriggers": []}
-        return {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": self.minutes}
+        # Without triggers a monitoring time would only delay the cleanup: send zero.
+        minutes = self.minutes if triggers else 0
+        return {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": minutes}
 
     def lines(self) -> list[str]:
         """What the preview says about rollback."""
         said = []
         if self.triggers:
+            after = f" or the {self.minutes} minute(s) after it" if self.minutes else ""
             said.append(
                 f"rolls back if any of {', '.join(sorted(self.triggers))} goes to ALARM during "
-                f"the update or the {self.minutes} minute(s) after it"
+                f"the update{after}"
             )
         else:
             said.append("no rollback alarm: none of the stack's critical alarms exists yet")

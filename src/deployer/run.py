@@ -151,21 +151,15 @@ def prepare(
     try:
         # The same builders generate.py writes to build/, called now: never a stale file.
         built = build(naming, bases)
-        by_name = {naming.stack(base): base for base in bases}
-        templates = {by_name[name]: template for name, template in built.items()}
         others: dict[str, dict[str, Any]] = {}
-        if set(options.config_parameters) - declared_keys(templates.values()):
-            # deploy.toml is shared by runs of any stack: check it against all of them.
-            rest = [base for base in known if base not in templates]
-            others = {base: t for base, t in zip(rest, build(naming, rest).values(), strict=True)}
+        if set(options.config_parameters) - declared_keys(built.values()):
+            # deploy.toml serves runs of any --stack: check it against every stack.
+            others = build(naming, [base for base in known if base not in bases])
     except NamingError as error:
         raise InvalidInputError(reason=f"{error}; choose a shorter --suffix") from None
-    overrides = check_overrides(
-        {naming.stack(base): t for base, t in templates.items()},
-        options.parameters,
-        options.config_parameters,
-        {naming.stack(base): t for base, t in others.items()},
-    )
+    overrides = check_overrides(built, options.parameters, options.config_parameters, others)
+    by_name = {naming.stack(base): base for base in bases}
+    templates = {by_name[name]: template for name, template in built.items()}
     if (
         ("ProcessorFunctionName" in options.parameters)
         and options.processor_function
@@ -441,10 +435,11 @@ class Run:
             outcome = flow.deploy(spec)
             stack = outcome.stack_description or flow.deployer.describe_stack(BOOTSTRAP_STACK)
         outputs = {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs") or []}
-        bucket = outputs.get(BUCKET_LOGICAL_ID)
-        if not bucket:
-            # moto leaves Outputs empty after a change set; the resource itself is authoritative.
-            bucket = flow.deployer.stack_resources(BOOTSTRAP_STACK)[BUCKET_LOGICAL_ID]
+        # moto leaves Outputs empty after a change set; the resource itself is authoritative.
+        bucket = str(
+            outputs.get(BUCKET_LOGICAL_ID)
+            or flow.deployer.stack_resources(BOOTSTRAP_STACK)[BUCKET_LOGICAL_ID]
+        )
         return ArtifactStore(s3, bucket, suffix, region, self.account, bootstrap=BOOTSTRAP_STACK)
 
     def after_deploy(self, spec: StackSpec, outcome: Outcome) -> None:

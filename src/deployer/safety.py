@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deployer.changeset import resource_change
+
 # What is lost with each stateful resource type.
 STATEFUL = {
     "AWS::DynamoDB::Table": "every item in the table",
@@ -49,10 +51,6 @@ class Loss:
         )
 
 
-def _resource_change(change: Mapping[str, Any]) -> Mapping[str, Any]:
-    return change.get("ResourceChange", change)  # type: ignore[no-any-return]
-
-
 def data_losses(
     changes: Iterable[Mapping[str, Any]], deployed_template: Mapping[str, Any] | None
 ) -> list[Loss]:
@@ -60,7 +58,7 @@ def data_losses(
     deployed = (deployed_template or {}).get("Resources", {})
     losses = []
     for change in changes:
-        rc = _resource_change(change)
+        rc = resource_change(change)
         kind, logical = rc.get("ResourceType", ""), rc.get("LogicalResourceId", "")
         if kind not in STATEFUL:
             continue

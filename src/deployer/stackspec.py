@@ -122,7 +122,7 @@ class StackSpec:
         deployed = deployed_parameters(stack)
         declared = self.declared()
         decided = {
-            key: deployed[key] if deployed.get(key) is not None else decide()
+            key: value if (value := deployed.get(key)) is not None else decide()
             for key, decide in self.sticky.items()
             if key in declared
         }

@@ -23,7 +23,15 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 import deploy
-from deployer.aws import PROBE, PROBE_BOUND, AwsSettings, Clients, caller_account, make_clients
+from deployer.aws import (
+    PROBE,
+    PROBE_BOUND,
+    AwsSettings,
+    Clients,
+    caller_account,
+    make_clients,
+    region_setting,
+)
 from deployer.errors import AwsCallError, NoRegionError
 from templates import registry
 from templates.common import to_json
@@ -269,12 +277,11 @@ def test_i10_7_aws_region_is_honoured_before_aws_default_region(
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     assert make_clients(AwsSettings()).region == "eu-west-1"
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert make_clients(AwsSettings()).region == "eu-west-1"
+    both = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    assert region_setting(AwsSettings(), both) == "eu-west-1"
+    assert region_setting(AwsSettings(region="ap-south-1"), both) == "ap-south-1"
+    assert region_setting(AwsSettings(), {}) is None  # boto3 then reads AWS_DEFAULT_REGION
     monkeypatch.delenv("AWS_REGION")
-    assert make_clients(AwsSettings()).region == "us-east-1"
-    assert make_clients(AwsSettings(region="ap-south-1")).region == "ap-south-1"
-    monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(NoRegionError):
         make_clients(AwsSettings())
 
@@ -289,17 +296,17 @@ def test_i10_7_an_unreachable_endpoint_is_reported_after_two_quick_attempts() ->
     with pytest.raises(AwsCallError) as error:
         caller_account(clients.sts)
     assert f"127.0.0.1:{port}" in str(error.value) and "AWS_ENDPOINT_URL" in str(error.value)
-    assert len(sent) == PROBE["max_attempts"] == 2
+    assert len(sent) == PROBE.max_attempts == 2
     # The worst case (each attempt timing out, then botocore's first backoff of <= 1 s) stays
     # inside the 15 s the issue allows: unreachable is reported long before a minute.
-    worst = PROBE["max_attempts"] * max(PROBE["connect_timeout"], PROBE["read_timeout"]) + 1
+    worst = PROBE.max_attempts * max(PROBE.connect_timeout, PROBE.read_timeout) + 1
     assert worst <= PROBE_BOUND <= 15
     sts = clients.sts.meta.config
     assert (sts.connect_timeout, sts.read_timeout) == (
-        PROBE["connect_timeout"],
-        PROBE["read_timeout"],
+        PROBE.connect_timeout,
+        PROBE.read_timeout,
     )
-    assert sts.retries["total_max_attempts"] == PROBE["max_attempts"]
+    assert sts.retries["total_max_attempts"] == PROBE.max_attempts
 
 
 @pytest.mark.parametrize(

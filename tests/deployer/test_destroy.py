@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import boto3
 import botocore.exceptions
 import pytest
 
@@ -18,7 +19,8 @@ from deployer.run import DeployOptions, Report, Run, prepare
 from templates.naming import Kind, Naming
 from tests.deployer import stacks
 
-pytestmark = pytest.mark.slow
+# moto warns once per resource type its CloudFormation skips; --local lists those itself.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
 SUFFIX = "d4"
 PLATFORM, API = f"payment-platform-{SUFFIX}", f"payment-api-{SUFFIX}"
 
@@ -66,12 +68,20 @@ def live(clients: Clients) -> set[str]:
     return {s["StackName"] for s in clients.cloudformation.describe_stacks()["Stacks"]}
 
 
-def test_i10_4_destroy_keeps_what_remaining_stacks_use(moto_clients: Clients, lines: Any) -> None:
+def test_i10_4_destroy_keeps_what_remaining_stacks_use(
+    moto_clients: Clients, moto_endpoint: str, lines: Any
+) -> None:
+    s3_calls: list[tuple[str, dict[str, Any]]] = []
+    moto_clients.s3.meta.events.register(
+        "provide-client-params.s3",
+        lambda params, model, **_: s3_calls.append((model.name, dict(params))),
+    )
+    own = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)  # the test's
     first = run(moto_clients, lines)
     assert first.ok, lines.text()
     bucket, code_key = (parameters(moto_clients, PLATFORM)[k] for k in ("CodeBucket", "CodeKey"))
     assert parameters(moto_clients, API)["ProcessorFunctionName"] == f"payment-processor-{SUFFIX}"
-    moto_clients.s3.put_object(Bucket=bucket, Key=f"{SUFFIX}/lambda/old.zip", Body=b"old")
+    own.put_object(Bucket=bucket, Key=f"{SUFFIX}/lambda/old.zip", Body=b"old")
 
     # The platform alone: refused while the payment API fronts its processor.
     refused = run(moto_clients, lines, stacks=("payment-platform",), destroy=True)
@@ -83,9 +93,9 @@ def test_i10_4_destroy_keeps_what_remaining_stacks_use(moto_clients: Clients, li
     gone = run(moto_clients, lines, stacks=("payment-api",), destroy=True, delete_artifacts=True)
     assert gone.ok, lines.text()
     assert API not in live(moto_clients) and PLATFORM in live(moto_clients)
-    moto_clients.s3.head_object(Bucket=bucket, Key=code_key)  # still there
+    own.head_object(Bucket=bucket, Key=code_key)  # still there
     with pytest.raises(botocore.exceptions.ClientError):
-        moto_clients.s3.head_object(Bucket=bucket, Key=f"{SUFFIX}/lambda/old.zip")
+        own.head_object(Bucket=bucket, Key=f"{SUFFIX}/lambda/old.zip")
     assert any(f"kept {code_key} (used by a remaining stack)" in line for line in lines)
 
     # Nothing fronts it now: the platform goes, and its zip with it.
@@ -94,8 +104,12 @@ def test_i10_4_destroy_keeps_what_remaining_stacks_use(moto_clients: Clients, li
     )
     assert last.ok, lines.text()
     assert PLATFORM not in live(moto_clients)
-    left = moto_clients.s3.list_object_versions(Bucket=bucket, Prefix=f"{SUFFIX}/")
+    left = own.list_object_versions(Bucket=bucket, Prefix=f"{SUFFIX}/")
     assert not left.get("Versions") and not left.get("DeleteMarkers")
+    # Every S3 call of the deployer names the account that must own the bucket.
+    operations = {name for name, _ in s3_calls}
+    assert {"HeadObject", "PutObject", "ListObjectVersions", "DeleteObjects"} <= operations
+    assert all(params.get("ExpectedBucketOwner") == "123456789012" for _, params in s3_calls)
 
 
 def test_i10_1_an_operator_value_survives_redeploys_on_moto(

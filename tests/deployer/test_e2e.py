@@ -16,7 +16,8 @@ from deployer.packaging import DEFAULT_SOURCE
 from deployer.run import DeployOptions, Report, Run, check_region, prepare
 from tests.deployer import stacks
 
-pytestmark = pytest.mark.slow
+# moto warns once per resource type its CloudFormation skips; --local lists those itself.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
 SUFFIX = "e2e"
 NAMES = [f"{base}-{SUFFIX}" for base in stacks.ORDER]
 

@@ -218,3 +218,43 @@ def test_outputs_print_invoke_url_and_fetched_key_value(lines: Any) -> None:
     hidden: list[str] = []
     print_outputs(StackLog(hidden.append, "x"), stack, template, apigateway, show_key_value=False)
     assert not any("s3cr3t" in line for line in hidden)
+
+
+def bucket_checked(stub: Stubber, region: str = "us-east-1") -> None:
+    stub.add_response(
+        "head_bucket",
+        {"ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": region}}},
+        {"Bucket": "artifacts", "ExpectedBucketOwner": "123456789012"},
+    )
+
+
+def test_artifact_bucket_must_be_ours_in_region_and_encrypted() -> None:
+    from deployer.artifacts import checked_bucket
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    owner = {"Bucket": "artifacts", "ExpectedBucketOwner": "123456789012"}
+    with Stubber(s3) as stub:
+        bucket_checked(stub)
+        rules = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        stub.add_response(
+            "get_bucket_encryption",
+            {"ServerSideEncryptionConfiguration": {"Rules": rules}},
+            owner,
+        )
+        assert checked_bucket(s3, "artifacts", "us-east-1", "123456789012") == "artifacts"
+
+        stub.add_client_error("head_bucket", "403", "Forbidden", expected_params=owner)
+        with pytest.raises(InvalidInputError, match="not owned by account 123456789012"):
+            checked_bucket(s3, "artifacts", "us-east-1", "123456789012")
+
+        bucket_checked(stub, region="eu-west-1")
+        with pytest.raises(InvalidInputError, match="is in eu-west-1 but the stacks deploy to"):
+            checked_bucket(s3, "artifacts", "us-east-1", "123456789012")
+
+        bucket_checked(stub)
+        stub.add_client_error(
+            "get_bucket_encryption", "ServerSideEncryptionConfigurationNotFoundError", "none"
+        )
+        with pytest.raises(InvalidInputError, match="has no default encryption"):
+            checked_bucket(s3, "artifacts", "us-east-1", "123456789012")
+        stub.assert_no_pending_responses()
