@@ -60,6 +60,19 @@ def deployed_parameters(stack: Mapping[str, Any] | None) -> dict[str, str | None
 MASK = "****"
 
 
+def _is_default(declaration: Mapping[str, Any], value: str | None) -> bool:
+    """True when leaving the parameter out gives it this (deployed) value: its default.
+
+    Such a parameter is not sent at all rather than as UsePreviousValue: the same value,
+    fewer parameters (and moto counts a parameter first sent on an update as changed).
+    """
+    return (
+        (not is_no_echo(declaration))
+        and ("Default" in declaration)
+        and (str(declaration["Default"]) == value)
+    )
+
+
 @dataclass(frozen=True)
 class ParameterChange:
     """One parameter whose value the change would change (None: absent on that side)."""
@@ -82,8 +95,8 @@ class StackSpec:
     Parameters work as `aws cloudformation deploy` users expect: the explicit ones (those
     the deployer computes and those the operator gives) are sent with their value; on an
     update every other declared parameter the deployed stack has keeps its deployed value
-    (UsePreviousValue), so a value set in the console survives; the rest take the template
-    default.
+    (UsePreviousValue; left out when that value is the template default), so a value set in
+    the console survives; the rest take the template default.
     """
 
     name: str
@@ -128,7 +141,13 @@ class StackSpec:
         }
         parameters = {**self.parameters, **decided}
         previous = tuple(
-            sorted(key for key in declared if (key in deployed) and (key not in parameters))
+            sorted(
+                key
+                for key in declared
+                if (key in deployed)
+                and (key not in parameters)
+                and not _is_default(declared[key], deployed[key])
+            )
         )
         return replace(self, parameters=parameters, sticky={}, deployed=deployed, previous=previous)
 

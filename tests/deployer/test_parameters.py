@@ -88,12 +88,13 @@ def test_preview_masks_no_echo_values() -> None:
         "AlarmEmail: 'oncall@example.com' -> 'new@example.com'",
         "WebhookSecret: '****' -> '****'",
     ]
-    assert settled.previous == ("ProcessorFunctionName",)  # not given: kept as deployed
+    # Not given and deployed at its default: left out, which gives it the same value.
+    assert settled.previous == ()
     assert "s3cr3t-value" not in " ".join(lines)
 
 
 def test_a_new_template_parameter_takes_its_default_and_a_dropped_one_goes() -> None:
-    deployed = {"ProcessorFunctionName": "payment-processor", "Retired": "x"}
+    deployed = {"ProcessorFunctionName": "payment-processor-qa", "Retired": "x"}
     settled = spec(template=TEMPLATE).settled(
         stack("UPDATE_COMPLETE", parameters=deployed)["Stacks"][0]
     )
