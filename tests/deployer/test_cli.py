@@ -373,3 +373,17 @@ def test_role_notifications_and_tags_reach_the_change_set(
             "--notification-arns", topic, "--tags", "CostCenter=payments"]  # fmt: skip
     assert deploy.main(argv) == 0, capsys.readouterr().err
     cfn.assert_no_pending_responses()
+
+
+def test_every_deploy_option_is_in_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    with pytest.raises(SystemExit):
+        deploy.parse_args(["--help"])
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", capsys.readouterr().out)) - {"--help"}
+    assert {"--suffix", "--parameter", "--show-api-key", "--outputs-file"} <= options
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Deploying with `deploy.py`") :]
+    rows = [line for line in section.splitlines() if line.startswith("| `--")]
+    undocumented = sorted(o for o in options if not any(f"`{o}" in row for row in rows))
+    assert undocumented == [], f"deploy.py options missing from the README table: {undocumented}"
