@@ -118,18 +118,20 @@ def check_monitor_minutes(minutes: int) -> int:
 
 
 def check_outputs_file(path: Path | None) -> Path | None:
-    """--outputs-file: a file we can create or replace, in a directory that exists."""
+    """--outputs-file: a file we can create or replace (missing directories are created)."""
     if path is None:
         return None
-    parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise InvalidInputError(reason=f"--outputs-file {path}: is a directory; give a file")
-    if not parent.is_dir():
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
         raise InvalidInputError(
-            reason=f"--outputs-file {path}: directory {parent} does not exist; create it first"
+            reason=f"--outputs-file {path}: {existing} is not a directory; give another path"
         )
-    if not os.access(parent, os.W_OK):
-        raise InvalidInputError(reason=f"--outputs-file {path}: directory {parent} is not writable")
+    if not os.access(existing, os.W_OK):
+        raise InvalidInputError(reason=f"--outputs-file {path}: {existing} is not writable")
     return path
 
 

@@ -103,6 +103,7 @@ def outputs_document(
 
 def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
     """Write the file in one rename, readable only by its owner (it may hold the key's value)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:

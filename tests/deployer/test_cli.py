@@ -312,11 +312,8 @@ def test_i10_7_an_unreachable_endpoint_is_reported_after_two_quick_attempts() ->
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (
-            ["--outputs-file", "/nonexistent/dir/out.json"],
-            "directory /nonexistent/dir does not exist",
-        ),
-        (["--out", "/nonexistent/dir/out.json"], "directory /nonexistent/dir does not exist"),
+        (["--outputs-file", "/dev/null/o.json"], "/dev/null is not a directory"),
+        (["--out", "/dev/null/sub/o.json"], "/dev/null is not a directory"),
         (["--outputs-file", "/"], "is a directory"),
         (["--artifact-bucket", "Bad_Bucket"], "'Bad_Bucket' is not a valid S3 bucket name"),
         (["--artifact-bucket", "192.168.0.1"], "is not a valid S3 bucket name"),

@@ -115,7 +115,7 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
         (["--serve"], "--serve goes with --local or --local-server"),
         (["--local", "--serve", "--destroy"], "not with --destroy"),
         # --outputs-file is the deployer's (issue 10): without --serve it holds the Outputs.
-        (["--outputs-file", "/nonexistent/dir/x.json"], "/nonexistent/dir does not exist"),
+        (["--outputs-file", "/dev/null/x.json"], "/dev/null is not a directory"),
     ],
 )
 def test_serve_options_are_checked_before_anything_runs(extra, message):
