@@ -43,6 +43,12 @@ API_ID = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{API}/1"
 API_TEMPLATE = registry.build_templates(Naming("qa"), ["payment-api"])[API]
 MISSING = {"service_error_code": "ValidationError", "service_message": "Stack does not exist"}
 KEY_VALUE = "kEy-VaLuE-0123456789abcdef"
+API_DEFAULTS = {
+    key: str(declaration["Default"])
+    for key, declaration in API_TEMPLATE["Parameters"].items()
+    if "Default" in declaration
+}
+API_DEPLOYED = {"ProcessorFunctionName": "payment-processor", "ManageApiGatewayAccount": "false"}
 
 
 class StubbedAws:
@@ -83,9 +89,10 @@ class StubbedAws:
                 {"Key": "Environment", "Value": "qa"},
                 {"Key": "Project", "Value": "payment-infrastructure"},
             ],
+            # DescribeStacks lists every declared parameter, those at their default too.
             "Parameters": [
-                {"ParameterKey": "ProcessorFunctionName", "ParameterValue": "payment-processor"},
-                {"ParameterKey": "ManageApiGatewayAccount", "ParameterValue": "false"},
+                {"ParameterKey": key, "ParameterValue": value}
+                for key, value in {**API_DEFAULTS, **API_DEPLOYED}.items()
             ],
             "Outputs": [
                 {"OutputKey": "ApiKeyId", "OutputValue": "k123"},

@@ -156,7 +156,8 @@ def test_config_file_parameters_may_belong_to_a_stack_not_deployed_now(tmp_path:
         (["--parameter", "AlarmEmial=x"], "AlarmEmial: no stack of this run declares it"),
         (["--parameter", "CodeKey=x.zip"], "computed by the deployer"),
         (["--parameter", "HealthDryRun=yes"], "allowed values are true, false"),
-        (["--parameter", "MaxPaymentAmount=-1"], "a positive decimal"),
+        # The template's ConstraintDescription follows the value; its wording is the template's.
+        (["--parameter", "MaxPaymentAmount=-1"], "MaxPaymentAmount='-1' for payment-platform-qa: "),
         (["--stack", "payment-api", "--parameter", "AlarmEmail=a@b.c"], "no stack of this run"),
         (["--tags", "Project=other"], "set by the deployer"),
     ],
