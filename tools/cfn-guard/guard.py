@@ -4,9 +4,13 @@ security and reliability rule sets over build/*.json; print each failing (rule, 
 Not a CI step: the rule sets live only in the registry's GitHub repository. Locally:
 
     git clone https://github.com/aws-cloudformation/aws-guard-rules-registry /tmp/registry
-    npm install --prefix /tmp/guard @cdklabs/cdk-validator-cfnguard   # ships the binary
+    git -C /tmp/registry checkout 7f7340c26ae5d5e8874651dbffeb12e0e9f505b6
+    npm install --prefix /tmp/guard @cdklabs/cdk-validator-cfnguard@0.0.62   # cfn-guard 3.1.1
     python tools/cfn-guard/guard.py --registry /tmp/registry \
         --guard /tmp/guard/node_modules/@cdklabs/cdk-validator-cfnguard/bin/ubuntu/x86_64/cfn-guard
+
+The versions above are the ones the README's counts were measured with (the registry's last
+mapping update, "Update mappings to reflect latest ruleset (#272)", 2024-03-22).
 
 Suppressions are each resource's `Metadata.guard.SuppressedRules`: the registry's rules read
 them themselves. Each template is also checked without its suppressions, so a suppression that
