@@ -111,11 +111,22 @@ def _code(value: Any) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
+def label(item: Mapping[str, Any]) -> str:
+    """What the report says beside an item's name: its type, and the condition it exists
+    under (evidence that holds only for some parameter values must say so)."""
+    parts = [item.get("Type", "")]
+    if isinstance(item.get("Condition"), str):
+        parts.append(f"only if condition `{item['Condition']}` holds")
+    return "; ".join(p for p in parts if p)
+
+
+def _named(name: str, labels: Mapping[str, str]) -> str:
+    return f"`{name}`" + (f" ({labels[name]})" if labels.get(name) else "")
+
+
 def _value_lines(path: str, value: Any, names: list[str], types: Mapping[str, str]) -> list[str]:
     """One bullet: a path, its value, and the resources that have it."""
-    where = ", ".join(
-        f"`{name}`" + (f" ({types[name]})" if types.get(name) else "") for name in names
-    )
+    where = ", ".join(_named(name, types) for name in names)
     if value is ABSENT:
         return [f"- `{path}`: *{{absent}}* — {where}"]
     compact = json.dumps(value, sort_keys=True)
@@ -158,7 +169,7 @@ def selector_lines(stacks: Mapping[str, dict], selector: Selector, where: str) -
     items = _items(template, selector)
     if not items:
         raise EvidenceError(f"{where}: nothing in {selector.stack} matches {selector}")
-    types = {name: item.get("Type", "") for name, item in items}
+    types = {name: label(item) for name, item in items}
     where_read = selector.section if selector.section != "Resources" else "resources"
     lines = ["", f"*{selector.stack}* {where_read}:", ""]
     rows = _grouped(items, selector.paths)
@@ -266,7 +277,10 @@ def _rule_section(stacks, rule: Requirement, accepted: list[Suppression], source
         if rule.properties:
             lines += selector_lines(stacks, selector, rule.id)
         else:
-            lines += [f"*{stack}*: " + ", ".join(f"`{i}`" for i in ids)]
+            labels = {lid: label(stacks[stack]["Resources"][lid]) for lid in ids + related}
+            lines += [f"*{stack}*: " + ", ".join(_named(i, labels) for i in ids)]
+            if related:
+                lines += ["", "Looked up: " + ", ".join(_named(i, labels) for i in related)]
         for s in accepted:
             if s.rule == rule.id and s.stack == stack:
                 scope = f" (for {', '.join(s.applies_to)})" if s.applies_to else ""
@@ -301,6 +315,17 @@ def render_markdown(templates: Mapping[str, dict], suffix: str, sources: Sources
         *(
             f"| {name} | `{name}.json` | `{template_hash(t)}` |"
             for name, t in sorted(templates.items())
+        ),
+        "",
+        "Resources marked *only if condition `X` holds* exist only for the parameter values "
+        "that condition names:",
+        "",
+        "| stack | condition | definition |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | `{condition}` | {_code(definition)} |"
+            for name, t in sorted(stacks.items())
+            for condition, definition in sorted(t.get("Conditions", {}).items())
         ),
         "",
         "## Tools",

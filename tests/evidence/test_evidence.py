@@ -149,3 +149,24 @@ def test_a_tests_line_claims_the_suite_fails_only_where_the_marker_check_does(bu
 def test_the_report_says_what_a_listed_test_proves_and_when_the_suite_fails(report):
     assert evidence.WHAT_A_TEST_PROVES in report
     assert "skipped, xfailed or never collected" in evidence.WHAT_A_TEST_PROVES
+
+
+def test_a_resource_that_exists_only_under_a_condition_is_named_with_it(report, built):
+    """The VPC, its flow log and security groups exist only if FunctionsInVpc holds: the
+    evidence built on them says so wherever it names them."""
+    platform = built[f"payment-platform-{SUFFIX}"]["Resources"]
+    conditional = {lid: r["Condition"] for lid, r in platform.items() if "Condition" in r}
+    assert conditional.get("Vpc") == "FunctionsInVpc"
+    seen = set()
+    for logical_id, condition in conditional.items():
+        for match in re.finditer(rf"`{re.escape(logical_id)}` \(([^)]*)\)", report):
+            assert f"only if condition `{condition}` holds" in match.group(1), logical_id
+            seen.add(logical_id)
+    assert {"Vpc", "VpcFlowLog", "FunctionsSecurityGroup"} <= seen, seen
+
+
+def test_a_rule_without_properties_names_the_resources_it_looks_up(report):
+    flow_logs = section(report, "PCI.DSS.321-VPCFlowLogsEnabled")
+    assert "`Vpc` (AWS::EC2::VPC; only if condition `FunctionsInVpc` holds)" in flow_logs
+    assert "Looked up: `VpcFlowLog` (AWS::EC2::FlowLog;" in flow_logs
+    assert "| payment-platform | `FunctionsInVpc` | " in report  # what the condition is
