@@ -361,10 +361,10 @@ def render_markdown(templates: Mapping[str, dict], suffix: str, sources: Sources
         f"## {sources.rules.pack} (cdk-nag {sources.rules.cdk_nag_version})",
         "",
         "A rule is *met* when the templates have resources of the types it evaluates and none "
-        "suppresses it: CI's cdk-nag step fails on any unsuppressed error, so on a green build "
-        "each of them complies (the values it reads are listed). It is *accepted* when every "
-        "such resource suppresses it, with the reason shown, and *not applicable* when the "
-        "templates have no resource of its types.",
+        "suppresses it: CI's cdk-nag step fails on any unsuppressed error or warning, so on a "
+        "green build each of them complies (the values it reads are listed). It is "
+        "*accepted* when every such resource suppresses it, with the reason shown, and *not "
+        "applicable* when the templates have no resource of its types.",
         "",
     ]
     for rule in sources.rules.rules:

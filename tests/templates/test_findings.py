@@ -86,6 +86,12 @@ def test_cdk_nag_gate_passes_the_templates_and_fails_a_finding_or_a_stale_suppre
     broken["Resources"]["RestApi"]["Metadata"] = {
         "cdk_nag": {"rules_to_suppress": [{"id": "AwsSolutions-S1", "reason": "x" * MIN_REASON}]}
     }
+    # A VPC without suppressions: PCI DSS VPCDefaultSecurityGroupClosed is a Warning-level
+    # rule, and an unsuppressed warning fails the gate too (the evidence report says *met*).
+    broken["Resources"]["BareVpc"] = {
+        "Type": "AWS::EC2::VPC",
+        "Properties": {"CidrBlock": "10.9.0.0/16"},
+    }
     run = _gate(tmp_path, {**all_templates, "broken-payment-api": broken})
     lines = run.stdout.splitlines()
     failing = [line for line in lines if line.startswith(("FAIL", "UNUSED"))]
@@ -96,6 +102,8 @@ def test_cdk_nag_gate_passes_the_templates_and_fails_a_finding_or_a_stale_suppre
     assert any(
         line.startswith("UNUSED broken-payment-api RestApi AwsSolutions-S1") for line in failing
     ), failing
+    warning = "FAIL broken-payment-api BareVpc PCI.DSS.321-VPCDefaultSecurityGroupClosed"
+    assert any(line.startswith(warning) for line in failing), failing
     summary = json.dumps(lines[-1])
     assert "cdk-nag 2." in summary
 

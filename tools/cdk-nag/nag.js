@@ -2,7 +2,9 @@
 // The cdk-nag gate: load each generated CloudFormation template into a CDK stack with
 // cloudformation_include.CfnInclude (the JSON is the source of truth; nothing is rewritten),
 // apply the AwsSolutions, PCI DSS 3.2.1 and NIST 800-53 rev 5 packs as Aspects, print every
-// finding, and exit 1 on any unsuppressed error (a rule that cannot evaluate counts as one).
+// finding, and exit 1 on any unsuppressed error or warning (a rule that cannot evaluate
+// counts as one): the evidence report calls a rule nothing suppresses *met*, so a warning
+// must not pass the gate unread; fix it or suppress it with a reason.
 //
 //   node nag.js [TEMPLATE.json ...]        default: the templates in ../../build/
 //
@@ -119,7 +121,8 @@ function main(args) {
   // A suppression that suppresses nothing is a stale or misspelt claim: it fails the gate too.
   for (const f of unusedSuppressions(app, collector.findings)) collector.findings.push(f);
   const failing = (f) =>
-    f.kind === 'unused' || (f.kind !== 'suppressed' && (f.kind === 'rule-error' || f.level === 'Error'));
+    f.kind === 'unused' ||
+    (f.kind !== 'suppressed' && (f.kind === 'rule-error' || f.level === 'Error' || f.level === 'Warning'));
   const order = { 'rule-error': 0, unused: 0, finding: 1, suppressed: 2 };
   const sorted = [...collector.findings].sort(
     (a, b) =>
@@ -136,7 +139,7 @@ function main(args) {
   }
   const count = (pred) => collector.findings.filter(pred).length;
   const errors = count(failing);
-  const warnings = count((f) => f.kind === 'finding' && f.level === 'Warning');
+  const warnings = count((f) => f.kind === 'finding' && f.level === 'Warning'); // failing too
   const suppressed = count((f) => f.kind === 'suppressed');
   const unused = count((f) => f.kind === 'unused');
   console.log(
