@@ -8,6 +8,7 @@ the report is read from the templates; the tables only say where to look.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import json
@@ -28,6 +29,13 @@ CHECKS_IN_CI = (
     "run on these templates in CI (`.ci/run`) and fail the build on any finding that is "
     "not suppressed below"
 )
+
+
+# Where a template can hold a secret's value: the report shows that a value is set there,
+# never the value (it is attached to audits and CI artifacts). An environment variable's
+# name is free-form, so its name decides.
+SECRET_NAME = re.compile(r"(?i)secret|passw|token|api_?key|private_?key|credential")
+REDACTED = "(a value is set; not shown: a secret)"
 
 
 class EvidenceError(ValueError):
@@ -88,6 +96,30 @@ def suppressions(stacks: Mapping[str, dict]) -> list[Suppression]:
                 reason = "" if isinstance(rule, str) else rule.get("reason", "")
                 found.append(Suppression("cfn-guard", name, stack, logical_id, reason))
     return found
+
+
+def redacted(stacks: Mapping[str, dict]) -> dict[str, dict]:
+    """A copy of the templates with every secret-bearing value replaced by REDACTED: an
+    API key's Value, a secret's SecretString, a NoEcho parameter's Default and a function's
+    environment variable whose name says it is a secret."""
+    clean = copy.deepcopy(dict(stacks))
+    for template in clean.values():
+        for parameter in template.get("Parameters", {}).values():
+            if str(parameter.get("NoEcho", "")).lower() == "true" and "Default" in parameter:
+                parameter["Default"] = REDACTED
+        for resource in template.get("Resources", {}).values():
+            props = resource.get("Properties", {})
+            kind = resource.get("Type")
+            if kind == "AWS::ApiGateway::ApiKey" and "Value" in props:
+                props["Value"] = REDACTED
+            if kind == "AWS::SecretsManager::Secret" and "SecretString" in props:
+                props["SecretString"] = REDACTED
+            variables = props.get("Environment", {}).get("Variables", {})
+            if isinstance(variables, dict):
+                for name in variables:
+                    if SECRET_NAME.search(name):
+                        variables[name] = REDACTED
+    return clean
 
 
 def _items(template: dict, selector: Selector) -> list[tuple[str, dict]]:
@@ -295,8 +327,9 @@ def _summary_row(req: Requirement, status: str, sources: Sources) -> str:
 
 
 def render_markdown(templates: Mapping[str, dict], suffix: str, sources: Sources) -> str:
-    """The whole report as Markdown."""
-    stacks = by_base(templates, suffix)
+    """The whole report as Markdown (template hashes of `templates`, values of a copy with
+    every secret redacted)."""
+    stacks = redacted(by_base(templates, suffix))
     accepted = suppressions(stacks)
     statuses = {r.id: rule_status(stacks, r, accepted)[0] for r in sources.rules.rules}
     seed_reqs = [r for table in sources.seeds for r in table.requirements]

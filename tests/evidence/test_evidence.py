@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from templates import evidence
+from templates import evidence, reports
 from templates.common import to_json
 from templates.requirements import Selector
 from templates.testindex import MarkerIndex
@@ -170,3 +170,34 @@ def test_a_rule_without_properties_names_the_resources_it_looks_up(report):
     assert "`Vpc` (AWS::EC2::VPC; only if condition `FunctionsInVpc` holds)" in flow_logs
     assert "Looked up: `VpcFlowLog` (AWS::EC2::FlowLog;" in flow_logs
     assert "| payment-platform | `FunctionsInVpc` | " in report  # what the condition is
+
+
+def test_no_secret_value_reaches_the_report(built, sources):
+    """An API key's value, a secret's string, a NoEcho default or a secret-named function
+    variable may sit in a template: the report (attached to audits) says one is set and
+    never shows it; the template hash is still the real template's."""
+    secret = "s3cr3t-Value-0123456789abcdef"
+    changed = copy.deepcopy(built)
+    for template in changed.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::ApiGateway::ApiKey":
+                resource["Properties"]["Value"] = secret
+            if resource["Type"] == "AWS::Lambda::Function":
+                resource["Properties"]["Environment"]["Variables"]["PROVIDER_API_KEY"] = secret
+        template["Parameters"]["ProviderSecret"] = {
+            "Type": "String",
+            "NoEcho": "true",
+            "Default": secret,
+        }
+        template["Resources"]["ProviderSecret"] = {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {"SecretString": secret},
+        }
+    files = reports.evidence_files(changed, SUFFIX, sources)
+    for name, text in files.items():
+        assert secret not in text, name
+    markdown = files[f"evidence-{SUFFIX}.md"]
+    assert f'"PROVIDER_API_KEY": "{evidence.REDACTED}"' in markdown  # shown as set
+    for template in changed.values():
+        assert evidence.template_hash(template) in markdown
+    assert "PaymentPlatform/qa" in markdown  # what is not a secret is still shown
