@@ -37,6 +37,18 @@ def logged(message: str) -> str:
     return f"'{message}'"
 
 
+def metric(namespace: str, name: str, *dimensions: str) -> str:
+    """A CloudWatch metric an entry sends the reader to, by its dimensions (the test checks
+    each against the dimensions the service publishes it with)."""
+    return f"{namespace} {name} by {' and '.join(dimensions)}"
+
+
+THROTTLED_BY_OPERATION = metric("AWS/DynamoDB", "ThrottledRequests", "TableName", "Operation")
+THROTTLED_BY_INDEX = metric(
+    "AWS/DynamoDB", "WriteThrottleEvents", "TableName", "GlobalSecondaryIndexName"
+)
+
+
 DRY_RUN = (
     "Set the stack parameter HealthDryRun=true (a stack update, nothing else changes) to "
     "keep the health monitor from redriving the DLQ or re-queuing stuck payments while you "
@@ -167,8 +179,9 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         alarm="platform-table-*-throttles",
-        first="Look at the table's consumed capacity on the dashboard and which operation "
-        "throttles (CloudWatch: ReadThrottleEvents/WriteThrottleEvents by Operation).",
+        first="Look at the table's consumed capacity on the dashboard, which operation "
+        f"throttles (CloudWatch: {THROTTLED_BY_OPERATION}) and which index ("
+        f"{THROTTLED_BY_INDEX}, or the Read metric).",
         causes=(
             "A traffic spike beyond what on-demand has adapted to (it doubles over ~30 min).",
             "A hot partition (one merchant or key hammered).",
@@ -265,8 +278,7 @@ ENTRIES: tuple[Entry, ...] = (
         causes=(
             "The rule was disabled or its target or permission removed (FailedInvocations).",
             "Every run fails or times out (the health monitor's errors alarm fires too).",
-            "Right after the stack was created: no run recorded yet (clears within 15 "
-            "minutes).",
+            "Right after the stack was created: no run recorded yet (clears within 15 minutes).",
         ),
         safe=(
             "Re-enable the rule or redeploy the stack (it restores the target and the "

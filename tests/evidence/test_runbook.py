@@ -157,3 +157,36 @@ def test_each_description_names_the_deployment_s_own_resources(built):
     for alarm in every_alarm(built):
         description = alarm["Properties"]["AlarmDescription"]
         assert runbook.SUFFIX_PLACEHOLDER not in description, description
+
+
+# The dimensions each service publishes a metric with, from its CloudWatch documentation
+# (DynamoDB: "DynamoDB Metrics and dimensions"; ThrottledRequests is per Operation, the
+# throttle events per table or index).
+PUBLISHED_DIMENSIONS = {
+    ("AWS/DynamoDB", "ThrottledRequests"): {"TableName", "Operation"},
+    ("AWS/DynamoDB", "ReadThrottleEvents"): {"TableName", "GlobalSecondaryIndexName"},
+    ("AWS/DynamoDB", "WriteThrottleEvents"): {"TableName", "GlobalSecondaryIndexName"},
+    ("AWS/DynamoDB", "SystemErrors"): {"TableName", "Operation"},
+}
+
+
+def test_every_metric_the_runbook_sends_you_to_exists_with_those_dimensions(built):
+    text = runbook.render(built, SUFFIX)
+    named = re.findall(r"(AWS/\w+) (\w+) by (\w+(?: and \w+)*)", text)
+    assert named, "the throttle entry names the metrics to look at"
+    for namespace, name, dimensions in named:
+        published = PUBLISHED_DIMENSIONS.get((namespace, name))
+        assert published is not None, f"{namespace} {name}: add it with its documented dimensions"
+        assert set(dimensions.split(" and ")) <= published, (namespace, name, dimensions)
+
+
+def test_the_safe_switch_the_runbook_names_is_a_parameter_of_the_platform(built):
+    """'Set HealthDryRun=true ... set it back to false': the parameter exists, takes those
+    values, defaults to off, and reaches the health function."""
+    platform = built[f"payment-platform-{SUFFIX}"]
+    parameter = platform["Parameters"]["HealthDryRun"]
+    assert set(parameter["AllowedValues"]) == {"true", "false"}
+    assert parameter["Default"] == "false"
+    health = platform["Resources"]["HealthFunction"]["Properties"]["Environment"]["Variables"]
+    assert health["HEALTH_DRY_RUN"] == {"Ref": "HealthDryRun"}
+    assert "HealthDryRun=true" in runbook.DRY_RUN and "back to false" in runbook.DRY_RUN
