@@ -201,6 +201,13 @@ def selector_lines(stacks: Mapping[str, dict], selector: Selector, where: str) -
     items = _items(template, selector)
     if not items:
         raise EvidenceError(f"{where}: nothing in {selector.stack} matches {selector}")
+    missing = sorted(set(selector.ids) - {name for name, _ in items})
+    if missing:
+        # One renamed resource of several must not drop out of the evidence unnoticed.
+        raise EvidenceError(
+            f"{where}: {selector.stack} has no {selector.section} entry {missing} matching "
+            f"{selector}"
+        )
     types = {name: label(item) for name, item in items}
     where_read = selector.section if selector.section != "Resources" else "resources"
     lines = ["", f"*{selector.stack}* {where_read}:", ""]

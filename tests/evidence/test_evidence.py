@@ -81,6 +81,25 @@ def test_a_selector_that_matches_nothing_names_the_requirement(built):
         )
 
 
+def test_a_selector_naming_several_ids_fails_when_one_is_gone(built):
+    """A deviation's evidence names two outputs; renaming one must not quietly shrink it."""
+    stacks = evidence.by_base(copy.deepcopy(built), SUFFIX)
+    del stacks["payment-api"]["Outputs"]["ApiKeyValueCommand"]
+    with pytest.raises(
+        evidence.EvidenceError, match=r"S000-X evidence 0: .*\['ApiKeyValueCommand'\]"
+    ):
+        evidence.selector_lines(
+            stacks,
+            Selector(
+                stack="payment-api",
+                section="Outputs",
+                ids=("ApiKeyId", "ApiKeyValueCommand"),
+                paths=("Value",),
+            ),
+            "S000-X evidence 0",
+        )
+
+
 def test_a_suppression_is_reported_with_its_reason_and_makes_the_rule_accepted(built, sources):
     rule = "PCI.DSS.321-CloudWatchLogGroupEncrypted"
     assert "**Status:** met" in section(evidence.render_markdown(built, SUFFIX, sources), rule)
