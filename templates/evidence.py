@@ -449,8 +449,11 @@ def render_html(markdown_text: str) -> str:
     # Imported here: only the evidence step needs it.
     import markdown
 
-    body = markdown.markdown(
-        markdown_text, extensions=["tables", "fenced_code", "toc"], output_format="html"
-    )
+    converter = markdown.Markdown(extensions=["tables", "fenced_code", "toc"], output_format="html")
+    # The report holds no HTML of its own, but its text does hold `<suffix>` and whatever a
+    # template's reasons say: shown as text, never passed through as markup.
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    body = converter.convert(markdown_text)
     title = html.escape(markdown_text.splitlines()[0].lstrip("# "))
     return HTML_PAGE.format(title=title, body=body)

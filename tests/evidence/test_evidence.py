@@ -220,3 +220,15 @@ def test_no_secret_value_reaches_the_report(built, sources):
     for template in changed.values():
         assert evidence.template_hash(template) in markdown
     assert "PaymentPlatform/qa" in markdown  # what is not a secret is still shown
+
+
+def test_the_html_shows_angle_brackets_as_text_and_passes_no_markup_through(built, sources):
+    """`<suffix>` in a reason must read as `<suffix>` in a browser (not vanish as a tag),
+    and a template's text must not become markup in a page attached to an audit."""
+    changed = copy.deepcopy(built)
+    stage = changed[f"payment-api-{SUFFIX}"]["Resources"]["ApiStage"]
+    stage["Metadata"]["cdk_nag"]["rules_to_suppress"][0]["reason"] += ' <img src="x">'
+    page = reports.evidence_files(changed, SUFFIX, sources)[f"evidence-{SUFFIX}.html"]
+    assert "build/payment-api-&lt;suffix&gt;.json" in page
+    assert "<img" not in page and "&lt;img src=" in page
+    assert "<table>" in page and '<h3 id="s001-pitr">' in page  # still rendered Markdown
