@@ -444,7 +444,14 @@ def render(templates: Mapping[str, dict], suffix: str) -> str:
     # the namespace `PaymentPlatform/qa`) is shown with `<suffix>`.
     suffixed = rf"(?<=[A-Za-z0-9])([-/]){re.escape(suffix)}(?![a-z0-9-])"
     text = re.sub(suffixed, r"\1<suffix>", "\n".join(lines))
-    return text.rstrip() + "\n"
+    return markdown_text(text).rstrip() + "\n"
+
+
+def markdown_text(text: str) -> str:
+    """`<` outside code spans written as `&lt;`: Markdown (GitHub's, Python-Markdown) reads
+    `<suffix>` as an HTML tag and drops it, so a name would read `payment-processor-`."""
+    parts = text.split("`")
+    return "`".join(part if n % 2 else part.replace("<", "&lt;") for n, part in enumerate(parts))
 
 
 def unmatched(templates: Mapping[str, dict], suffix: str) -> tuple[list[str], list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import re
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def test_every_name_the_runbook_gives_is_a_name_in_the_templates(built):
                 visit(item)
 
     visit(list(built.values()))
-    text = (ROOT / reports.DOCS_RUNBOOK).read_text(encoding="utf-8")
+    text = html.unescape((ROOT / reports.DOCS_RUNBOOK).read_text(encoding="utf-8"))
     names = set(re.findall(r"[\w/.-]+-<suffix>|PaymentPlatform/<suffix>", text))
     assert "/aws/lambda/payment-processor-<suffix>" in names
     missing = sorted(n for n in names if n.replace("<suffix>", SUFFIX) not in values)
@@ -190,3 +191,15 @@ def test_the_safe_switch_the_runbook_names_is_a_parameter_of_the_platform(built)
     health = platform["Resources"]["HealthFunction"]["Properties"]["Environment"]["Variables"]
     assert health["HEALTH_DRY_RUN"] == {"Ref": "HealthDryRun"}
     assert "HealthDryRun=true" in runbook.DRY_RUN and "back to false" in runbook.DRY_RUN
+
+
+def test_names_read_whole_once_the_runbook_is_rendered():
+    """On the repository host the runbook is read rendered: `<suffix>` outside a code span
+    would be taken for an HTML tag and dropped (Python-Markdown does what GitHub does)."""
+    import markdown
+
+    text = (ROOT / reports.DOCS_RUNBOOK).read_text(encoding="utf-8")
+    shown = html.unescape(re.sub(r"<[^>]+>", "", markdown.markdown(text)))
+    for name in ("/aws/lambda/payment-processor-<suffix>", "payment-health-schedule-<suffix>"):
+        assert name in shown, name
+    assert "payment-alarms-<suffix>" in shown  # in a code span it was always fine
