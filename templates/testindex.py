@@ -142,6 +142,7 @@ def uncollected(index: MarkerIndex, collected: Mapping[str, set[str]]) -> list[s
         if parent in collected and name not in collected[parent]:
             problems.append(
                 f"{test_id}: marked as a requirement's proof but pytest does not collect it "
-                "(a test class with __init__, or the name rebound): it would never run"
+                "(a test class with __init__, the name rebound, its module skipped at "
+                "collection): it would never run"
             )
     return problems

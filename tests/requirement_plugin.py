@@ -7,7 +7,8 @@ pytest really runs it and it passes, so at every run:
 - a marker naming an id no requirement table defines, or one the static index reads
   differently from pytest (a marker built at run time), is a usage error at collection;
 - an indexed test pytest does not collect (a test class with `__init__`, a name rebound to
-  something that is not a test) is a usage error at collection: it would never run;
+  something that is not a test, a module skipped at collection by `importorskip`) is a
+  usage error at collection: it would never run;
 - a marked test that is skipped or xfailed (a skip marker, `pytest.skip()`, `importorskip`,
   a skipping fixture, `xfail`, an unexpected pass of an xfail) fails: a proof that does not
   run proves nothing. Make it run, or take the marker off and mark a test that does.
@@ -34,11 +35,14 @@ def pytest_sessionstart(session) -> None:
 
 
 def pytest_collectreport(report) -> None:
-    """Remember what pytest collected in each module and class (before any selection)."""
+    """Remember what pytest collected in each module and class (before any selection); a
+    module skipped at collection (`pytest.importorskip` at its top) collected nothing."""
     if report.passed:
         _COLLECTED[report.nodeid] = {
             getattr(node, "originalname", node.name) for node in report.result
         }
+    elif report.skipped:
+        _COLLECTED[report.nodeid] = set()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -88,6 +88,15 @@ def test_a_marked_test_pytest_never_collects_is_a_usage_error(suite):
     result.stderr.fnmatch_lines(["*TestNeverCollected::test_it: marked as a requirement's*"])
 
 
+def test_a_marked_test_in_a_module_skipped_at_collection_is_a_usage_error(suite):
+    result = suite(
+        'import pytest\n\nnope = pytest.importorskip("no_such_module_here")\n\n\n'
+        f'@pytest.mark.requirement("{PITR}")\ndef test_it():\n    pass\n'
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_proof.py::test_it: marked as a requirement's*"])
+
+
 def test_selecting_one_test_does_not_count_its_neighbours_as_uncollected(suite, pytester):
     (pytester.path / "tests").mkdir()
     (pytester.path / "tests" / "test_two.py").write_text(
