@@ -79,22 +79,26 @@ def test_an_unmarked_skip_stays_a_skip_and_a_passing_proof_passes(suite):
     result.assert_outcomes(passed=1, skipped=1)
 
 
-def test_a_marked_test_pytest_never_collects_is_a_usage_error(suite):
-    result = suite(
-        "import pytest\n\n\nclass TestNeverCollected:\n    def __init__(self):\n        pass\n\n"
-        f'    @pytest.mark.requirement("{PITR}")\n    def test_it(self):\n        pass\n'
-    )
+@pytest.mark.parametrize(
+    ("source", "test_id"),
+    [
+        (
+            "class TestNeverCollected:\n    def __init__(self):\n        pass\n\n"
+            f'    @pytest.mark.requirement("{PITR}")\n    def test_it(self):\n        pass\n',
+            "TestNeverCollected::test_it",
+        ),
+        (
+            'nope = pytest.importorskip("no_such_module_here")\n\n\n'
+            f'@pytest.mark.requirement("{PITR}")\ndef test_it():\n    pass\n',
+            "test_proof.py::test_it",
+        ),
+    ],
+    ids=["class-with-init", "module-skipped-at-collection"],
+)
+def test_a_marked_test_pytest_never_collects_is_a_usage_error(suite, source, test_id):
+    result = suite("import pytest\n\n\n" + source)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*TestNeverCollected::test_it: marked as a requirement's*"])
-
-
-def test_a_marked_test_in_a_module_skipped_at_collection_is_a_usage_error(suite):
-    result = suite(
-        'import pytest\n\nnope = pytest.importorskip("no_such_module_here")\n\n\n'
-        f'@pytest.mark.requirement("{PITR}")\ndef test_it():\n    pass\n'
-    )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_proof.py::test_it: marked as a requirement's*"])
+    result.stderr.fnmatch_lines([f"*{test_id}: marked as a requirement's*"])
 
 
 def test_selecting_one_test_does_not_count_its_neighbours_as_uncollected(suite, pytester):
