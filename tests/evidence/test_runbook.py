@@ -203,3 +203,20 @@ def test_names_read_whole_once_the_runbook_is_rendered():
     for name in ("/aws/lambda/payment-processor-<suffix>", "payment-health-schedule-<suffix>"):
         assert name in shown, name
     assert "payment-alarms-<suffix>" in shown  # in a code span it was always fine
+
+
+def test_the_numbers_an_entry_states_are_the_template_s(built):
+    """Retries, schedule and heartbeat window are written in the entries' prose: each must
+    be what the template configures (change both together)."""
+    platform = built[f"payment-platform-{SUFFIX}"]["Resources"]
+    text = runbook.render(built, SUFFIX)
+    receives = platform["FailedTransactionsQueue"]["Properties"]["RedrivePolicy"]
+    assert f"why did {receives['maxReceiveCount']} attempts fail?" in text
+    schedule = platform["HealthSchedule"]["Properties"]["ScheduleExpression"]
+    assert schedule == "rate(5 minutes)" and "every 5 minutes" in text
+    heartbeat = platform["HealthHeartbeatAlarm"]["Properties"]
+    window = heartbeat["Period"] * heartbeat["EvaluationPeriods"] // 60
+    assert f"clears within {window} minutes" in text
+    # Lambda's asynchronous invocation: one attempt and two retries unless configured.
+    assert not [r for r in platform.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert "failed three times on one run" in text
