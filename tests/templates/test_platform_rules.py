@@ -54,6 +54,9 @@ PLATFORM_RULES = [
 ]
 
 
+# The rules above, on the platform as generated: what proves these requirements on the
+# template itself (the tests below prove each rule catches its defect).
+@pytest.mark.requirement("S001-DLQ", "S001-FUNCTION-LOGS", "S001-ALARMS", "S001-ALARM-NOTIFY")
 @pytest.mark.parametrize("rule", PLATFORM_RULES, ids=lambda rule: rule.__name__)
 def test_platform_keeps_the_rule(platform, rule):
     assert rule(platform) == []
