@@ -69,7 +69,8 @@ class GatewayError(Exception):
 class KeyRing:
     """The API keys of the stage's usage plans, read again whenever an unknown key arrives
     (a key or plan created after start works at once) and whenever the last read is older
-    than KEY_CACHE_SECONDS (a revoked key stops working); concurrent reads share one."""
+    than KEY_CACHE_SECONDS (a revoked key stops working). Concurrent reads share one; while
+    it runs, a known key is served from the last read instead of waiting for it."""
 
     def __init__(
         self,
@@ -90,11 +91,16 @@ class KeyRing:
         if key is not None and self.clock() - self.loaded_at < self.max_age:
             return key
         seen = self.generation
-        with self.lock:
+        # An unknown key waits for the read; a known one only if no read is under way.
+        if not self.lock.acquire(blocking=key is None):
+            return key
+        try:
             if self.generation == seen:
                 self.keys = self.load()
                 self.loaded_at = self.clock()
                 self.generation += 1
+        finally:
+            self.lock.release()
         return self.keys.get(value)
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import socket
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -360,3 +361,33 @@ def test_no_server_log_line_quotes_the_raw_path(gateway, caplog):
             raw.recv(4096)
     assert caplog.records, "the server logged nothing: the test would prove nothing"
     assert pasted not in caplog.text
+
+
+def test_a_known_key_does_not_wait_for_a_rereading_of_the_plans():
+    """While one request re-reads the usage plans, the others with a known key are served
+    from the last read (failed before: every request queued behind the read, ~9 s of the
+    concurrency test's threads spent waiting on it)."""
+    now = [0.0]
+    reading, release = threading.Event(), threading.Event()
+
+    def load():
+        if reading.is_set() or now[0] == 0.0:
+            return {KEY.value: KEY}
+        reading.set()
+        release.wait(10)
+        return {KEY.value: KEY}
+
+    ring = KeyRing(load, max_age=1.0, clock=lambda: now[0])
+    now[0] = 2.0
+    reader = threading.Thread(target=ring.find, args=(KEY.value,))
+    reader.start()
+    try:
+        assert reading.wait(10)
+        found = []
+        other = threading.Thread(target=lambda: found.append(ring.find(KEY.value)))
+        other.start()
+        other.join(timeout=2)
+        assert found == [KEY], "a request with a known key waited for the read"
+    finally:
+        release.set()
+        reader.join()
