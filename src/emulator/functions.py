@@ -158,6 +158,18 @@ def runtime_dir(root: Path) -> Path:
     return target
 
 
+def task_root_of(root: Path, code: bytes) -> Path:
+    """The zip extracted once per distinct zip: our functions share one package, so they
+    share one extraction and the bytecode its first environment writes (each function had
+    a copy, extracted, compiled and deleted one by one). On Lambda /var/task is read-only;
+    nothing of ours writes there, so sharing it shares nothing a function could change."""
+    target = root / "code" / hashlib.sha256(code).hexdigest()[:16]
+    if not target.exists():
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            archive.extractall(target)
+    return target
+
+
 class Worker:
     """One worker process (execution environment) of a function."""
 
@@ -404,9 +416,7 @@ class Functions:
         self.runners: dict[str, FunctionRunner] = {}
         runtime = runtime_dir(self.root)
         for spec in specs:
-            task_root = self.root / spec.name
-            with zipfile.ZipFile(io.BytesIO(spec.code)) as archive:
-                archive.extractall(task_root)
+            task_root = task_root_of(self.root, spec.code)
             self.runners[spec.name] = FunctionRunner(
                 spec, endpoint, region, task_root, runtime, max_workers, log_sink, warn
             )

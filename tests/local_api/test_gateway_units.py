@@ -391,3 +391,11 @@ def test_a_known_key_does_not_wait_for_a_rereading_of_the_plans():
     finally:
         release.set()
         reader.join()
+
+
+def test_one_zip_is_extracted_once(client):
+    """The functions of one package share one extraction (failed before: each function had
+    its copy of the same zip, extracted, compiled by its first environment and deleted, one
+    by one: ~1 s per function of setup and teardown)."""
+    roots = {runner.task_root for runner in client.application.functions.runners.values()}
+    assert len(roots) == 1
