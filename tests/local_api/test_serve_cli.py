@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import deploy
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -118,14 +120,13 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
         (["--outputs-file", "/dev/null/x.json"], "/dev/null is not a directory"),
     ],
 )
-def test_serve_options_are_checked_before_anything_runs(extra, message):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "deploy.py"), "--suffix", "qa", "--yes", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_serve_options_are_checked_before_anything_runs(extra, message, monkeypatch, capsys):
+    """Exit 2 with the reason, before the plan is even prepared (in this process: the
+    README test above runs deploy.py as a user does)."""
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("deploy.py prepared a deployment before checking its options")
+
+    monkeypatch.setattr(deploy, "prepare", must_not_run)
+    assert deploy.main(["--suffix", "qa", "--yes", *extra]) == 2
+    assert message in capsys.readouterr().err
