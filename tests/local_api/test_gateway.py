@@ -186,3 +186,57 @@ def test_a_disabled_key_is_refused_as_soon_as_the_gateway_rereads_the_plan(serve
     time.sleep(KEY_CACHE_SECONDS + 0.1)
     answer = call("GET", url, headers={"x-api-key": key["value"]})
     assert_gateway_error(served, answer, 403, "INVALID_API_KEY")
+
+
+@pytest.mark.parametrize("stack", [PLATFORM, PAYMENT_API])
+def test_the_document_describes_the_api_as_deployed(served, stack):
+    """The OpenAPI document (built from the template) against the definition the gateway
+    serves (read back from the deployed API): the same operations, the API key exactly where
+    the deployed method requires one, the required parameters the deployed validator
+    enforces, the deployed model as the body schema, the preflight's deployed headers."""
+    document = build_openapi(served.templates[stack], stack)
+    schemas = document["components"]["schemas"]
+    definition = served.serve.apis[stack].app.definition
+    operations = {
+        (path, verb.upper()): operation
+        for path, item in document["paths"].items()
+        for verb, operation in item.items()
+        if verb != "parameters"
+    }
+    assert set(operations) == set(definition.methods)
+    for where, method in definition.methods.items():
+        operation = operations[where]
+        assert bool(operation["security"]) == method.api_key_required, where
+        required = {
+            (parameter["in"], parameter["name"].lower())
+            for parameter in operation.get("parameters", [])
+            if parameter.get("required") and parameter["in"] == "header"
+        }
+        enforced = {
+            ("header", name.rsplit(".", 1)[1].lower())
+            for name, needed in method.request_parameters.items()
+            if needed and method.validate_parameters and ".header." in name
+        }
+        assert required == enforced, where
+        content = (operation.get("requestBody") or {}).get("content", {})
+        model = method.request_models.get("application/json") if method.validate_body else None
+        if model is None:
+            assert not content, where
+            continue
+        reference = content["application/json"]["schema"]["$ref"]
+        documented = schemas[reference.rsplit("/", 1)[1]]
+        deployed = definition.models[model]
+        for keyword in ("type", "required", "properties", "additionalProperties"):
+            assert documented.get(keyword) == deployed.get(keyword), (where, keyword)
+    for (path, verb), method in definition.methods.items():
+        if method.integration.type != "MOCK":
+            continue
+        (answer,) = method.integration.responses.values()
+        documented = operations[(path, verb)]["responses"][answer["statusCode"]]["headers"]
+        deployed = {
+            name.removeprefix("method.response.header."): value.strip("'")
+            for name, value in answer["responseParameters"].items()
+        }
+        assert set(documented) == set(deployed), path
+        for name, value in deployed.items():
+            assert documented[name]["description"] == f"always {value}", (path, name)
