@@ -240,3 +240,28 @@ def test_the_document_describes_the_api_as_deployed(served, stack):
         assert set(documented) == set(deployed), path
         for name, value in deployed.items():
             assert documented[name]["description"] == f"always {value}", (path, name)
+
+
+def test_no_card_number_or_key_value_reaches_what_serve_prints(served):
+    """--serve prints the gateway's lines and every function's log lines: a card number sent
+    in the path, the query, a body field or a body that is not JSON, and the API key value
+    every request carries (header and requestContext.identity.apiKey), appear in none."""
+    pan = "4242424242424242"
+    served.logs.clear()
+    served.function_logs.clear()
+    headers = key_headers(served, **{"Idempotency-Key": str(uuid.uuid4())})
+    url = served.endpoint_of(PLATFORM).invoke_url
+    for body in (
+        {**PAYMENT, "paymentToken": pan},
+        {**PAYMENT, "description": f"card {pan}"},
+        {**PAYMENT, "amount": pan},
+        f'{{"card": "{pan}"'.encode(),
+    ):
+        headers["Idempotency-Key"] = str(uuid.uuid4())
+        call("POST", f"{url}?card={pan}", body, headers)
+    call("GET", served.url(PLATFORM, f"/payments/{pan}?card={pan}"), headers=key_headers(served))
+    function_lines = [f"{name} | {line}" for name, line in served.function_logs]
+    printed = "\n".join([*served.logs, *function_lines])
+    assert served.function_logs, "no function logged anything: the test would prove nothing"
+    assert pan not in printed
+    assert served.endpoint_of(PLATFORM).api_key_value not in printed
