@@ -244,7 +244,9 @@ class LocalApi:
                 )
         if method.validate_body:
             content_type = (request.mimetype or "application/json").lower()
-            model = method.request_models.get(content_type)
+            # No model for the content type: not validated, unless one is set for "$default".
+            models = method.request_models
+            model = models.get(content_type) or models.get("$default")
             schema = self.definition.models.get(model) if model else None
             if schema is None:
                 return

@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,13 @@ def gateway():
             ("/slow", "POST"): method("/slow", "slow-fn"),
             ("/imports", "POST"): method("/imports", "imports-fn"),
             ("/headers", "POST"): method("/headers", "headers-fn"),
+            ("/validated", "POST"): replace(
+                method("/validated", "echo-fn"),
+                request_models={"$default": "Thing"},
+                validate_body=True,
+            ),
         },
-        models={},
+        models={"Thing": {"type": "object", "required": ["name"]}},
         gateway_responses={},
         stages={"prod": Stage("prod", "dep-1", None, {"flavour": "local"})},
     )
@@ -399,3 +405,14 @@ def test_one_zip_is_extracted_once(client):
     by one: ~1 s per function of setup and teardown)."""
     roots = {runner.task_root for runner in client.application.functions.runners.values()}
     assert len(roots) == 1
+
+
+def test_a_default_model_validates_a_body_of_any_content_type(client):
+    """API Gateway's "$default" content type (failed before: only a model for the request's
+    own content type was applied, so such a method validated nothing)."""
+    for content_type in ("application/json", "text/plain"):
+        refused = post(client, "/validated", data=b"{}", content_type=content_type)
+        assert refused.status_code == 400, content_type
+        assert refused.headers["x-amzn-ErrorType"] == "BAD_REQUEST_BODY"
+        accepted = post(client, "/validated", data=b'{"name": "x"}', content_type=content_type)
+        assert accepted.status_code == 200, content_type
