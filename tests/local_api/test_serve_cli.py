@@ -106,6 +106,8 @@ def test_the_readme_commands_serve_the_api_and_ctrl_c_stops_everything(tmp_path)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, rest
     assert "--serve: stopped" in rest
+    # "The answer is the 201 of the deployed processing function" (README): the access line.
+    assert re.search(r" POST /process-payment 201 ", output + rest), output + rest
     assert "Traceback" not in rest
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
