@@ -142,6 +142,9 @@ def parse_response(result: Any) -> ProxyResponse:
     status = result.get("statusCode")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise MalformedProxyResponse("statusCode is not an HTTP status")
+    single = result.get("headers") or {}
+    if not isinstance(single, Mapping):
+        raise MalformedProxyResponse("headers is not an object")
     multi = result.get("multiValueHeaders") or {}
     if not isinstance(multi, Mapping) or not all(isinstance(v, list) for v in multi.values()):
         raise MalformedProxyResponse("multiValueHeaders values must be lists")
@@ -149,7 +152,7 @@ def parse_response(result: Any) -> ProxyResponse:
     in_multi = {str(name).lower() for name in multi}
     headers = [
         (str(name), _header_value(value))
-        for name, value in (result.get("headers") or {}).items()
+        for name, value in single.items()
         if str(name).lower() not in in_multi
     ]
     for name, values in multi.items():

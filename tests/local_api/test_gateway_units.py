@@ -20,7 +20,7 @@ from emulator.apidef import ApiDefinition, Integration, Method, PlanKey, Stage, 
 from emulator.event_sources import failed_ids
 from emulator.functions import Functions, FunctionSpec
 from emulator.gateway import KeyRing, LocalApi, ServedApi
-from emulator.proxy import parse_response
+from emulator.proxy import MalformedProxyResponse, parse_response
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apigw_rest_post_process_payment.json"
 CODE = """
@@ -416,3 +416,11 @@ def test_a_default_model_validates_a_body_of_any_content_type(client):
         assert refused.headers["x-amzn-ErrorType"] == "BAD_REQUEST_BODY"
         accepted = post(client, "/validated", data=b'{"name": "x"}', content_type=content_type)
         assert accepted.status_code == 200, content_type
+
+
+@pytest.mark.parametrize("headers", [["X-A", "1"], "X-A: 1", 7])
+def test_headers_that_are_not_an_object_are_a_malformed_answer(headers):
+    """API Gateway's 502 (failed before: an AttributeError, which the gateway answered 500
+    as a failure of its own)."""
+    with pytest.raises(MalformedProxyResponse):
+        parse_response({"statusCode": 200, "headers": headers, "body": ""})
