@@ -23,6 +23,10 @@ from templates.api_contract import (
     route_contract,
 )
 from templates.cfnread import decide_conditions
+from templates.registry import DEPLOY_ORDER
+
+# deploy.py --serve-port's default (sam local start-api's): the first API's port.
+LOCAL_FIRST_PORT = 3000
 
 OPENAPI_VERSION = "3.0.3"
 API_KEY_HEADER = "x-api-key"
@@ -185,7 +189,14 @@ def build_openapi(template: Mapping[str, Any], stack_name: str) -> dict[str, Any
             {
                 "url": "http://127.0.0.1:{port}/" + stage,
                 "description": "deploy.py --local --serve (docs/deployer.md)",
-                "variables": {"port": {"default": "3000"}},
+                "variables": {
+                    "port": {
+                        "default": str(_local_port(stack_name)),
+                        "description": f"where --serve puts this API when every stack is "
+                        f"served: {LOCAL_FIRST_PORT} for the first in deploy order, the next "
+                        "port for each further one (--serve-port moves them)",
+                    }
+                },
             },
         ],
         "paths": document_paths,
@@ -203,6 +214,13 @@ def build_openapi(template: Mapping[str, Any], stack_name: str) -> dict[str, Any
         },
     }
     return document
+
+
+def _local_port(stack_name: str) -> int:
+    """The port `deploy.py --local --serve` serves this stack's API on (every stack served,
+    the default --serve-port): one port per API, in deploy order."""
+    bases = [base for base in DEPLOY_ORDER if stack_name.startswith(f"{base}-")]
+    return LOCAL_FIRST_PORT + (DEPLOY_ORDER.index(max(bases, key=len)) if bases else 0)
 
 
 def _stage_name(template: Mapping[str, Any]) -> str:

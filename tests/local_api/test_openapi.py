@@ -8,6 +8,7 @@ import json
 import pytest
 from openapi_spec_validator import validate
 
+import deploy
 from templates.api_contract import ROUTES, UndocumentedRouteError
 from templates.cfnread import decide_conditions
 from templates.naming import Naming
@@ -19,7 +20,7 @@ from templates.openapi import (
     method_path,
     resource_paths,
 )
-from templates.registry import STACKS, build_templates
+from templates.registry import DEPLOY_ORDER, STACKS, build_templates
 
 NAMING = Naming("qa")
 TEMPLATES = build_templates(NAMING)
@@ -147,3 +148,16 @@ def test_a_template_without_an_api_has_no_document():
 
 def test_the_registry_and_the_documents_agree():
     assert {NAMING.stack(base) for base in STACKS} == set(TEMPLATES)
+
+
+def test_the_local_server_is_the_port_serve_gives_each_api():
+    """The README's command serves every stack: the platform on 3000, the payment API on
+    3001 (failed before: both documents said 3000, so the payment API's pointed a client at
+    the platform's API)."""
+    ports = []
+    for base in DEPLOY_ORDER:
+        name = NAMING.stack(base)
+        servers = build_openapi(TEMPLATES[name], name)["servers"]
+        (local,) = [server for server in servers if "127.0.0.1" in server["url"]]
+        ports.append(int(local["variables"]["port"]["default"]))
+    assert ports == [deploy.SERVE_PORT + i for i in range(len(DEPLOY_ORDER))]
