@@ -279,16 +279,21 @@ def deploy_options(
     )
 
 
-def write_outputs(path: Path, plan: Plan, report: Report) -> None:
-    """--outputs-file: the outputs of this run's stacks that exist (also after a failure)."""
+def write_outputs(path: Path, plan: Plan, report: Report, *, with_key_value: bool) -> None:
+    """--outputs-file: the outputs of this run's stacks that exist (also after a failure).
+
+    The API key's value goes in only with `with_key_value` (--show-api-key): a file outlives
+    the terminal that showed it.
+    """
     names = {plan.name(base) for base in plan.bases}
     stacks = [
         outcome.stack_description
         for outcome in report.outcomes
         if (outcome.stack in names) and (outcome.stack_description is not None)
     ]
+    secrets = report.api_keys if with_key_value else {}
     try:
-        write_json_atomically(path, outputs_document(stacks, report.api_keys))
+        write_json_atomically(path, outputs_document(stacks, secrets))
     except OSError as error:
         raise DeployError(reason=f"cannot write --outputs-file {path}: {error.strerror}") from None
 
@@ -446,7 +451,7 @@ def run(args: argparse.Namespace, endpoint: str | None) -> int:
             check_region(plan, clients.region)
             report = Run(plan, options, clients, print, confirm_on_terminal, wait).execute()
             if outputs_file is not None:
-                write_outputs(outputs_file, plan, report)
+                write_outputs(outputs_file, plan, report, with_key_value=args.show_api_key)
             if args.serve and report.ok:
                 return serve(args, plan, clients, endpoint)
     except DeployError as error:

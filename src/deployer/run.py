@@ -83,7 +83,8 @@ class DeployOptions:
     allow_replacement: frozenset[str] = frozenset()
     monitor_minutes: int = DEFAULT_MONITOR_MINUTES
     disable_rollback: bool = False
-    # The API key's value is printed (and put in --outputs-file) only when this is set.
+    # The API key's value is printed only when this is set (a terminal or --show-api-key);
+    # --outputs-file gets it only with --show-api-key (deploy.write_outputs).
     show_api_key: bool = False
 
 

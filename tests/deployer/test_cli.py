@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,25 @@ def test_outputs_file_without_show_api_key_has_no_value(
     argv = ["--suffix", "qa", "--stack", "payment-api", "--yes", "--outputs-file", str(outputs)]
     assert deploy.main(argv) == 0
     assert set(json.loads(outputs.read_text())[API]["Outputs"]) == {"ApiKeyId", "InvokeUrl"}
+
+
+def test_a_terminal_sees_the_value_but_the_outputs_file_gets_it_only_with_show_api_key(
+    aws: StubbedAws,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A file outlives the terminal session (it is attached, copied, committed): the value
+    # goes into it only when asked for by name.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    aws.up_to_date_api()
+    aws.key_value()
+    outputs = tmp_path / "outputs.json"
+    argv = ["--suffix", "qa", "--stack", "payment-api", "--yes", "--outputs-file", str(outputs)]
+    assert deploy.main(argv) == 0
+    assert KEY_VALUE in capsys.readouterr().out
+    assert "ApiKeyValue" not in json.loads(outputs.read_text())[API]["Outputs"]
+    assert KEY_VALUE not in outputs.read_text()
 
 
 def test_terminal_decides_the_default_and_hide_api_key_still_hides() -> None:
