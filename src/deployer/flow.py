@@ -334,6 +334,7 @@ class StackFlow:
         """Execute, lifting the stack policy for the allowed replacements until it ends."""
         d = self.deployer
         lifted = self.lift_policy(spec, change_set.changes, deployed_template)
+        succeeded = False
         try:
             operation = d.execute_change_set(
                 change_set.change_set_id, disable_rollback=self.disable_rollback
@@ -342,12 +343,31 @@ class StackFlow:
             events = d.events(change_set.stack_id, operation, total=len(change_set.changes))
             what = f"{expected.split('_')[0]} started by this run"
             outcome.stack_description = self._run(outcome, what, events, expected, failures)
+            succeeded = True
         finally:
             if lifted:  # also when the update failed or was interrupted
-                d.set_stack_policy(spec.name, spec.stack_policy or ALLOW_UPDATES)
-                self.log(f"stack policy put back: {', '.join(lifted)} protected again")
+                assert deployed_template is not None  # lift_policy lifts only on an update
+                self.put_back_policy(spec, deployed_template, lifted, succeeded)
         if not lifted:
             self.ensure_policy(spec)
+
+    def put_back_policy(
+        self,
+        spec: StackSpec,
+        deployed_template: Mapping[str, Any],
+        lifted: list[str],
+        succeeded: bool,
+    ) -> None:
+        """The policy after a lifted update: the new template's once it succeeded, else
+        every table of either template (a failed update rolls back to the old tables, an
+        interrupted one may still end either way)."""
+        if succeeded:
+            policy = spec.stack_policy
+        else:
+            both = {**deployed_template.get("Resources", {}), **spec.template.get("Resources", {})}
+            policy = stack_policy({"Resources": both})
+        self.deployer.set_stack_policy(spec.name, policy or ALLOW_UPDATES)
+        self.log(f"stack policy put back: {', '.join(lifted)} protected again")
 
     def _run(
         self,
@@ -379,10 +399,17 @@ class StackFlow:
         """Give the stack its policy when it carries another one (or none)."""
         if spec.stack_policy is None:
             return
-        if self.deployer.stack_policy(spec.name) != spec.stack_policy:
-            self.deployer.set_stack_policy(spec.name, spec.stack_policy)
-            tables = ", ".join(protected_resources(spec.template))
-            self.log(f"stack policy set: Update:Replace and Update:Delete denied on {tables}")
+        if self.deployer.stack_policy(spec.name) == spec.stack_policy:
+            return
+        tables = ", ".join(protected_resources(spec.template))
+        denied = f"Update:Replace and Update:Delete denied on {tables}"
+        if self.no_execute:  # executes nothing, sets nothing
+            self.log(
+                f"the stack has not our stack policy; a run without --no-execute sets it ({denied})"
+            )
+            return
+        self.deployer.set_stack_policy(spec.name, spec.stack_policy)
+        self.log(f"stack policy set: {denied}")
 
     def lift_policy(
         self,

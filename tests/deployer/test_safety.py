@@ -187,3 +187,27 @@ def test_an_allowed_id_the_change_set_does_not_replace_lifts_nothing() -> None:
     h.add("get_stack_policy", {"StackPolicyBody": json.dumps(OURS)}, {"StackName": NAME})
     assert h.run(wanted=spec(template=TEMPLATE, stack_policy=OURS)).result == "updated"
     assert "lifted" not in h.text()
+
+
+def test_no_execute_changes_no_stack_policy() -> None:
+    # --no-execute executes nothing: an up-to-date stack without our policy is only reported.
+    h = Harness(no_execute=True)
+    h.describe("UPDATE_COMPLETE")
+    h.add("get_template", {"TemplateBody": to_json(TEMPLATE)})
+    h.add("get_stack_policy", {}, {"StackName": NAME})  # and no SetStackPolicy
+    assert h.run(wanted=spec(template=TEMPLATE, stack_policy=OURS)).result == "up to date"
+    assert "has not our stack policy; a run without --no-execute sets it" in h.text()
+
+
+def test_a_failed_removal_puts_back_the_policy_of_the_stack_rolled_back_to() -> None:
+    # The update would remove OldTable (allowed); it fails and rolls back, so OldTable is
+    # still there and must be protected again, though the new template no longer has it.
+    deployed = {**TEMPLATE, "Resources": {**TEMPLATE["Resources"], "OldTable": TABLE}}
+    h = Harness(yes=True, allow_replacement=frozenset({"OldTable"}))
+    update_to(h, [change("OldTable", "AWS::DynamoDB::Table", "Remove")], deployed=deployed)
+    h.add("set_stack_policy", {}, policy_body(stack_policy(deployed, ["OldTable"])))
+    h.execute("UPDATE_ROLLBACK_COMPLETE", [event(1, "UPDATE_ROLLBACK_COMPLETE")])
+    h.add("set_stack_policy", {}, policy_body(stack_policy(deployed)))
+    with pytest.raises(StackOperationFailedError):
+        h.run(wanted=spec(template=TEMPLATE, stack_policy=OURS))
+    assert "stack policy put back: OldTable protected again" in h.text()
