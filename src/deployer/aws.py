@@ -64,6 +64,21 @@ AWS_ERRORS = (
 )
 
 
+# A configuration file botocore cannot use: local input, refused with exit 2.
+CONFIG_ERRORS = (
+    botocore.exceptions.ConfigParseError,
+    botocore.exceptions.InvalidConfigError,
+    botocore.exceptions.ConfigNotFound,
+)
+# Credentials that exist but cannot be obtained (raised on the first call, often).
+CREDENTIAL_ERRORS = (
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.SSOError,
+    botocore.exceptions.TokenRetrievalError,
+)
+
+
 @dataclass(frozen=True)
 class Clients:
     """The clients the deployer uses, created once and injected everywhere."""
@@ -79,6 +94,8 @@ class Clients:
     lambda_: Any = None
     # Only to find the stack's alarms for the rollback configuration.
     cloudwatch: Any = None
+    # --profile, named in the advice when its credentials cannot be obtained.
+    profile: str | None = None
 
 
 def client_config(settings: AwsSettings) -> Config:
@@ -100,16 +117,44 @@ def region_setting(settings: AwsSettings, environ: Mapping[str, str]) -> str | N
 def make_clients(settings: AwsSettings, environ: Mapping[str, str] = os.environ) -> Clients:
     """Build the clients, failing early with a clear message on no credentials or region."""
     try:
-        session = boto3.Session(
-            profile_name=settings.profile,
-            region_name=region_setting(settings, environ),
-            aws_access_key_id=settings.access_key,
-            aws_secret_access_key=settings.secret_key,
-        )
+        return _make_clients(settings, environ)
     except botocore.exceptions.ProfileNotFound as error:
         raise InvalidInputError(
             reason=f"{error}: pick one of `aws configure list-profiles` or drop --profile"
         ) from None
+    except botocore.exceptions.InvalidRegionError:
+        region = settings.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        shown = f" {region!r}" if region else " of the profile"
+        raise InvalidInputError(
+            reason=f"the region{shown} is not a region name (such as us-east-1): fix --region, "
+            "AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
+        ) from None
+    except CONFIG_ERRORS as error:
+        raise InvalidInputError(
+            reason=f"the AWS configuration cannot be read ({error}): fix the file "
+            "(AWS_CONFIG_FILE, default ~/.aws/config) or point AWS_CONFIG_FILE at another"
+        ) from None
+    except CREDENTIAL_ERRORS as error:
+        raise credentials_failure(error, settings.profile) from None
+    except AWS_ERRORS as error:
+        raise call_failure("creating the AWS clients", error) from None
+
+
+def credentials_failure(error: Exception, profile: str | None) -> NoCredentialsError:
+    """A credential provider's failure (an SSO session not logged in, a broken process...)."""
+    login = f"aws sso login --profile {profile}" if profile else "aws sso login"
+    return NoCredentialsError(
+        reason=f"{type(error).__name__}: {error}; for an SSO profile run {login}"
+    )
+
+
+def _make_clients(settings: AwsSettings, environ: Mapping[str, str]) -> Clients:
+    session = boto3.Session(
+        profile_name=settings.profile,
+        region_name=region_setting(settings, environ),
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+    )
     if session.get_credentials() is None:
         raise NoCredentialsError(reason="none found in the environment, profile or instance role")
     if not session.region_name:
@@ -136,6 +181,7 @@ def make_clients(settings: AwsSettings, environ: Mapping[str, str] = os.environ)
         iam=client("iam"),
         lambda_=client("lambda"),
         cloudwatch=client("cloudwatch"),
+        profile=settings.profile,
     )
 
 
@@ -149,12 +195,14 @@ def error_message(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", error))
 
 
-def caller_account(sts: Any) -> str:
+def caller_account(sts: Any, profile: str | None = None) -> str:
     """The account id of these credentials; the first call, so bad credentials fail here."""
     try:
         return str(sts.get_caller_identity()["Account"])
     except botocore.exceptions.NoCredentialsError:
         raise NoCredentialsError(reason="none found") from None
+    except CREDENTIAL_ERRORS as error:
+        raise credentials_failure(error, profile) from None
     except botocore.exceptions.ClientError as error:
         if error_code(error) in BAD_CREDENTIAL_CODES:
             raise NoCredentialsError(

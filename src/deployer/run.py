@@ -248,7 +248,7 @@ class Run:
     def execute(self) -> Report:
         """Deploy or destroy; errors end up in the report, failures are reprinted last."""
         try:
-            self.account = caller_account(self.clients.sts)
+            self.account = caller_account(self.clients.sts, self.clients.profile)
             names = ", ".join(self.plan.name(base) for base in self.plan.bases)
             verb = "destroying" if self.options.destroy else "deploying"
             self.writer(f"{verb} {names} in account {self.account}, region {self.clients.region}")

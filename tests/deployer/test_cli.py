@@ -411,3 +411,44 @@ def test_every_deploy_option_is_in_the_readme_table(capsys: pytest.CaptureFixtur
     rows = [line for line in section.splitlines() if line.startswith("| `--")]
     undocumented = sorted(o for o in options if not any(f"`{o}" in row for row in rows))
     assert undocumented == [], f"deploy.py options missing from the README table: {undocumented}"
+
+
+SSO_PROFILE = """[profile sso]
+sso_session = s
+sso_account_id = 123456789012
+sso_role_name = deployer
+region = us-east-1
+[sso-session s]
+sso_region = us-east-1
+sso_start_url = https://example.awsapps.com/start
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "argv", "code", "message"),
+    [
+        ("[default\nregion = us-east-1\n", [], 2, "cannot be read (Unable to parse config file: "),
+        ("", ["--region", "us east 1"], 2, "the region 'us east 1' is not a region name"),
+        # No token cached: botocore raises SSOTokenLoadError on the first call, no network.
+        (SSO_PROFILE, ["--profile", "sso"], 1, "aws sso login --profile sso"),
+    ],
+    ids=["malformed-config", "bad-region", "sso-not-logged-in"],
+)
+def test_i10_7_the_aws_configuration_fails_in_one_line(
+    config: str,
+    argv: list[str],
+    code: int,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "config").write_text(config)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty SSO token cache
+    if argv[:1] == ["--profile"]:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    run = ["--suffix", "qa", "--stack", "payment-api", "--no-execute", *argv]
+    assert deploy.main(run) == code
+    assert message in one_error_line(capsys)
