@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from deployer.paths import unwritable
 from templates import reports
 from templates.api_contract import UndocumentedRouteError
 from templates.common import to_json
@@ -153,6 +154,10 @@ def render_diagrams(extras: dict[Path, str], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Build every selected template and report, write them, then lint the templates."""
     args = parse_args(argv)
+    problem = unwritable(args.out, directory=True)
+    if problem:
+        print(f"generate.py: error: --out {args.out}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         naming = Naming(args.suffix)
         # Everything is built before anything is written: a name that is too long in the

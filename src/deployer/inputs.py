@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from deployer.errors import InvalidInputError
+from deployer.paths import unwritable
 from deployer.rollback import MAX_MONITOR_MINUTES
 from deployer.stackspec import is_no_echo
 
@@ -121,17 +121,9 @@ def check_outputs_file(path: Path | None) -> Path | None:
     """--outputs-file: a file we can create or replace (missing directories are created)."""
     if path is None:
         return None
-    if path.is_dir():
-        raise InvalidInputError(reason=f"--outputs-file {path}: is a directory; give a file")
-    existing = path.absolute().parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InvalidInputError(
-            reason=f"--outputs-file {path}: {existing} is not a directory; give another path"
-        )
-    if not os.access(existing, os.W_OK):
-        raise InvalidInputError(reason=f"--outputs-file {path}: {existing} is not writable")
+    problem = unwritable(path, directory=False)
+    if problem:
+        raise InvalidInputError(reason=f"--outputs-file {path}: {problem}")
     return path
 
 

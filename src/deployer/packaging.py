@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
+    from deployer.paths import unwritable
+
     parser = argparse.ArgumentParser(
         prog="python -m deployer.packaging",
         description="Build the functions' zip into DIR as lambda-<sha256>.zip, to upload to S3 "
@@ -191,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("build"), help="directory (default build)")
     args = parser.parse_args(argv)
+    problem = unwritable(args.out, directory=True)
+    if problem:
+        print(f"packaging: error: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     try:
         package = build_package()
     except (PackagingError, PinMismatchError) as error:

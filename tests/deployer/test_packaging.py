@@ -113,3 +113,23 @@ def test_console_packaging_writes_the_same_zip_the_deployer_uploads(tmp_path, ca
     assert written.name == f"lambda-{package.content_hash}.zip"
     assert written.read_bytes() == package.data
     assert str(written) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("/dev/null/zips", "/dev/null is not a directory"),
+        ("a-file", "is a file; give a directory"),
+    ],
+)
+def test_a_bad_out_of_either_command_exits_2_in_one_line(tmp_path, capsys, out, message):
+    # Issue 10, defect 7: a bad --out ended in a traceback. Checked before anything is built.
+    import generate
+    from deployer.packaging import main
+
+    (tmp_path / "a-file").write_text("")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    assert main(["--out", target]) == 2
+    assert generate.main(["--suffix", "qa", "--out", target, "--no-lint"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(message in line and "Traceback" not in line for line in err), err
