@@ -1,8 +1,9 @@
-"""The DynamoDB transactions table: on-demand, point-in-time recovery, stack-key encryption."""
+"""DynamoDB tables: transactions (always) and the simulated acquirer's ledger (under a
+condition); on-demand, point-in-time recovery, stack-key encryption."""
 
 from __future__ import annotations
 
-from troposphere import Sub, Template
+from troposphere import Output, Sub, Template
 from troposphere.dynamodb import (
     AttributeDefinition,
     GlobalSecondaryIndex,
@@ -14,22 +15,22 @@ from troposphere.dynamodb import (
     TimeToLiveSpecification,
 )
 
+from handlers.payments import provider, store
 from templates.common import add_output
 from templates.findings import Accepted, accept
 from templates.keys import StackKey
 from templates.naming import Kind, Naming
 
-# docs/contract.md: one partition key `id` (transactions, idempotency records and the
-# health state item share it) and TTL on `expiration` (epoch seconds).
+# docs/contract.md: one partition key `id` (transactions, idempotency-key bindings and the
+# health state item share it) and TTL on `expiration` (epoch seconds, bindings only).
 PARTITION_KEY = "id"
 TTL_ATTRIBUTE = "expiration"
-# The sparse index of transactions still RECEIVED (handlers/payments/store.py writes its keys
-# on creation and removes `pendingShard` on completion); the health function's sweeper
-# queries it. It projects what a retry message needs: the normalised payment, never card data.
-PENDING_INDEX = "pending-by-age"
-PENDING_SHARD_ATTRIBUTE = "pendingShard"
-PENDING_SORT_ATTRIBUTE = "receivedAt"
-PENDING_PROJECTION = ["amount", "currency", "paymentToken", "merchantId", "description"]
+# The sparse index of pending transactions, least recently re-queued first (the code writes
+# its keys; the names are the code's own). Keys only: the sweeper sends a transaction id.
+PENDING_INDEX = store.PENDING_INDEX
+PENDING_SHARD_ATTRIBUTE = store.PENDING_SHARD_ATTRIBUTE
+PENDING_SORT_ATTRIBUTE = store.PENDING_SORT_ATTRIBUTE
+LEDGER_KEY = provider.LEDGER_KEY
 PITR_IS_THE_BACKUP = Accepted(
     "Point-in-time recovery (continuous, 35 days) is the table's backup. An AWS Backup vault "
     "keeps recovery points that block deleting the stack, which the seed requires to work; "
@@ -60,9 +61,7 @@ def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, compon
                         KeySchema(AttributeName=PENDING_SHARD_ATTRIBUTE, KeyType="HASH"),
                         KeySchema(AttributeName=PENDING_SORT_ATTRIBUTE, KeyType="RANGE"),
                     ],
-                    Projection=Projection(
-                        ProjectionType="INCLUDE", NonKeyAttributes=PENDING_PROJECTION
-                    ),
+                    Projection=Projection(ProjectionType="KEYS_ONLY"),
                 )
             ],
             PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(
@@ -71,7 +70,7 @@ def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, compon
             SSESpecification=SSESpecification(
                 SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=key.arn
             ),
-            # Idempotency records expire; transactions carry no `expiration` and stay.
+            # Key bindings expire (>= 24 h); transactions carry no `expiration` and stay.
             TimeToLiveSpecification=TimeToLiveSpecification(
                 AttributeName=TTL_ATTRIBUTE, Enabled=True
             ),
@@ -89,3 +88,42 @@ def add_transactions_table(t: Template, naming: Naming, *, key: StackKey, compon
 def pending_index_arn(table: Table) -> Sub:
     """The ARN of the sparse index of unfinished transactions (for dynamodb:Query grants)."""
     return Sub("${" + table.title + ".Arn}/index/" + PENDING_INDEX)
+
+
+def add_acquirer_ledger(
+    t: Template, naming: Naming, *, key: StackKey, component: str, condition: str
+) -> Table:
+    """The simulated acquirer's ledger `acquirer-ledger-<suffix>`, only under `condition`.
+
+    A real acquirer keeps its idempotency ledger server-side; the simulated one keeps it here,
+    so a charge retried from another execution environment is never made twice.
+    """
+    table = t.add_resource(
+        Table(
+            "AcquirerLedgerTable",
+            Condition=condition,
+            TableName=naming.name("acquirer-ledger", Kind.TABLE),
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[AttributeDefinition(AttributeName=LEDGER_KEY, AttributeType="S")],
+            KeySchema=[KeySchema(AttributeName=LEDGER_KEY, KeyType="HASH")],
+            PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(
+                PointInTimeRecoveryEnabled=True
+            ),
+            SSESpecification=SSESpecification(
+                SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=key.arn
+            ),
+            Tags=naming.tags(component),
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+    accept(table, PITR_IS_THE_BACKUP)
+    t.add_output(
+        Output(
+            "AcquirerLedgerTableName",
+            Condition=condition,
+            Value=table.ref(),
+            Description="DynamoDB ledger of the simulated acquirer",
+        )
+    )
+    return table

@@ -56,6 +56,8 @@ DATA_OPERATIONS = (
     "BatchWriteItem", "TransactGetItems", "TransactWriteItems", "ExecuteStatement",
     "BatchExecuteStatement", "ExecuteTransaction",
 )  # fmt: skip
+# TransactWriteItems is no IAM action: a role granted any of these may call it.
+TRANSACTION_AUTHORISED_BY = ("PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem")
 # A scheduled run completes every few minutes; none in this many runs' time means the
 # schedule, the function or its permissions broke (a single late run is not a page).
 MISSED_RUNS_BEFORE_ALARM = 3
@@ -264,6 +266,34 @@ def add_function_alarms(alarms: Alarms, fn: LambdaFunction) -> list[Alarm]:
         )
     )
     return made
+
+
+def add_payment_alarms(alarms: Alarms, processing: LambdaFunction) -> list[Alarm]:
+    """A payment moved to NEEDS_REVIEW, and a queue message the consumer rejected (it goes to
+    the DLQ; a repeat after a redrive halts the automatic redrive): each needs an operator
+    (docs/handlers.md, runbook). The processing function's own metrics (EMF, `service`)."""
+    own = {
+        "namespace": processing.environment["POWERTOOLS_METRICS_NAMESPACE"],
+        "metric_dimensions": dimensions(service=processing.environment["POWERTOOLS_SERVICE_NAME"]),
+    }
+    return [
+        alarms.add_any_in_five_minutes(
+            "PaymentNeedsReviewAlarm",
+            "platform-payment-needs-review",
+            "A payment ran out of attempts (or the acquirer refused its key) and waits in "
+            "NEEDS_REVIEW: reconcile it with the acquirer (runbook)",
+            metric="PaymentNeedsReview",
+            **own,
+        ),
+        alarms.add_any_in_five_minutes(
+            "RetryMessageRejectedAlarm",
+            "platform-queue-message-rejected",
+            "The processing function rejected a queue message it cannot process (it goes to "
+            "the DLQ): inspect it (runbook: poison messages)",
+            metric="RetryMessageRejected",
+            **own,
+        ),
+    ]
 
 
 def table_operations(table: Table, functions: Sequence[LambdaFunction]) -> list[str]:

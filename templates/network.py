@@ -179,9 +179,7 @@ def add_network(
         )
     )
     accept(vpc, DEFAULT_GROUP_UNUSED)
-    route_table = t.add_resource(
-        _on(RouteTable("PrivateRouteTable", VpcId=vpc.ref(), Tags=tags))
-    )
+    route_table = t.add_resource(_on(RouteTable("PrivateRouteTable", VpcId=vpc.ref(), Tags=tags)))
     # Literal blocks of the literal VPC range (readable in the template and the console).
     subnet_cidrs = list(ipaddress.ip_network(VPC_CIDR).subnets(new_prefix=SUBNET_PREFIX))
     subnets = []
@@ -327,9 +325,7 @@ def _interface_statements(subnets: Sequence[Subnet], group: SecurityGroup) -> li
             "ManageOwnInterfaces",
         ),
         # Describe calls have no resource-level permissions: "*" is the only form.
-        allow(
-            [ec2.DescribeNetworkInterfaces, ec2.DescribeSubnets], ["*"], "FindOwnInterfaces"
-        ),
+        allow([ec2.DescribeNetworkInterfaces, ec2.DescribeSubnets], ["*"], "FindOwnInterfaces"),
     ]
 
 
@@ -376,8 +372,7 @@ def _add_flow_logs(
                 ArnLike(
                     "aws:SourceArn",
                     Sub(
-                        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                        "vpc-flow-log/*"
+                        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"
                     ),
                 ),
             ]
@@ -493,8 +488,6 @@ def add_endpoints(
                 "SecurityGroupIds": [network.endpoints_group.ref()],
             }
         endpoints.append(
-            t.add_resource(
-                _on(VPCEndpoint(f"{service.title()}Endpoint", **common, **kwargs))
-            )
+            t.add_resource(_on(VPCEndpoint(f"{service.title()}Endpoint", **common, **kwargs)))
         )
     return endpoints

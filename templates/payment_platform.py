@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from troposphere import Parameter, Template
+from troposphere import Equals, Parameter, Template
 
-from handlers.config import MAX_PAYMENT_AMOUNT_PATTERN, allowed_currencies_pattern
+from handlers.config import MAX_PAYMENT_AMOUNT_PATTERN, PROVIDERS, allowed_currencies_pattern
 from handlers.monitoring import SCHEDULED_RUN_METRIC
 from templates.api import GatewaySpec, LambdaTarget, Route, add_gateway
 from templates.common import (
@@ -18,7 +18,7 @@ from templates.common import (
 )
 from templates.contract import PAYMENT_REQUEST_SCHEMA
 from templates.dashboard import add_dashboard, add_runbook_url
-from templates.data import add_transactions_table
+from templates.data import add_acquirer_ledger, add_transactions_table
 from templates.functions import LambdaFunction, accept_invocation_findings, add_queue_trigger
 from templates.keys import add_stack_key
 from templates.monitoring import (
@@ -27,6 +27,7 @@ from templates.monitoring import (
     add_dead_letter_alarm,
     add_function_alarms,
     add_heartbeat_alarm,
+    add_payment_alarms,
     add_queue_alarms,
     add_table_alarms,
     add_waf_alarm,
@@ -36,10 +37,12 @@ from templates.network import add_endpoints, add_network
 from templates.platform_functions import (
     CORS_ORIGIN,
     PROCESSING,
+    USE_SIMULATED_ACQUIRER,
     PlatformSettings,
     add_health_monitor,
     add_processing,
     add_validation,
+    grant_ledger,
     watch_alarms,
 )
 from templates.queues import add_dead_letter_queue, add_queue_with_dlq
@@ -74,6 +77,10 @@ def build_payment_platform(naming: Naming) -> Template:
     network = add_network(t, naming, base_name=STACK, key=key, component="network")
     settings = dataclasses.replace(settings, network=network)
     table = add_transactions_table(t, naming, key=key, component="data")
+    t.add_condition(USE_SIMULATED_ACQUIRER, Equals(settings.payment_provider.ref(), "simulated"))
+    ledger = add_acquirer_ledger(
+        t, naming, key=key, component="data", condition=USE_SIMULATED_ACQUIRER
+    )
     failed = add_queue_with_dlq(
         t,
         naming,
@@ -99,7 +106,10 @@ def build_payment_platform(naming: Naming) -> Template:
         component="functions",
     )
     validation = add_validation(t, naming, settings=settings, key=key)
-    processing = add_processing(t, naming, settings=settings, key=key, table=table, queues=failed)
+    processing = add_processing(
+        t, naming, settings=settings, key=key, table=table, ledger=ledger, queues=failed
+    )
+    ledger_grant = grant_ledger(t, processing, ledger)
     add_queue_trigger(
         t, naming, processing, failed, batch_size=QUEUE_BATCH_SIZE, component="queues"
     )
@@ -131,6 +141,7 @@ def build_payment_platform(naming: Naming) -> Template:
     accept_invocation_findings(t, functions)
     for fn in functions:
         add_function_alarms(alarms, fn)
+    add_payment_alarms(alarms, processing)
     add_table_alarms(alarms, table, functions)
     add_queue_alarms(alarms, failed)
     add_waf_alarm(alarms, gateway.web_acl)
@@ -146,7 +157,11 @@ def build_payment_platform(naming: Naming) -> Template:
     watch_alarms(health, alarms)
     # Last: the endpoints follow every grant the functions were given.
     add_endpoints(
-        t, naming, network, [s for fn in functions for s in fn.statements], component="network"
+        t,
+        naming,
+        network,
+        [*(s for fn in functions for s in fn.statements), ledger_grant],
+        component="network",
     )
     runbook_url = add_runbook_url(t)
     add_dashboard(
@@ -181,7 +196,14 @@ def build_payment_platform(naming: Naming) -> Template:
         t,
         [
             ("Function code", [settings.code_bucket, settings.code_key]),
-            ("Payment rules", [settings.max_payment_amount, settings.allowed_currencies]),
+            (
+                "Payment rules",
+                [
+                    settings.max_payment_amount,
+                    settings.allowed_currencies,
+                    settings.payment_provider,
+                ],
+            ),
             ("Operations", [alarm_email, settings.health_dry_run, runbook_url]),
             ("Network and request protection", [network.parameter, *gateway.protection_parameters]),
             ("Account-wide settings", gateway.parameters),
@@ -275,6 +297,16 @@ def add_settings(t: Template) -> PlatformSettings:
             default="false",
             allowed_values=["true", "false"],
             label="Health monitor dry run",
+        ),
+        payment_provider=add_parameter(
+            t,
+            "PaymentProvider",
+            description="The acquirer adapter payments are charged through. simulated: the "
+            "built-in simulated acquirer (test tokens only, no real money), whose ledger table "
+            "this stack then creates; a real acquirer adds its name here and in the code",
+            default="simulated",
+            allowed_values=list(PROVIDERS),
+            label="Payment provider",
         ),
     )
 

@@ -11,16 +11,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from awacs import cloudwatch, dynamodb, kms, sns, sqs
-from awacs.aws import Condition, ForAllValuesStringEquals, Statement
+from awacs.aws import (
+    Condition,
+    ForAllValuesStringEquals,
+    ForAllValuesStringLike,
+    Statement,
+    StringEquals,
+)
 from troposphere import Parameter, Sub, Template
 from troposphere.awslambda import Code
 from troposphere.dynamodb import Table
+from troposphere.iam import ManagedPolicy
 from troposphere.sns import Topic
 from troposphere.sqs import Queue
 
+from handlers.config import PROCESSING_SERVICE
+from handlers.payments.store import PENDING_SORT_ATTRIBUTE, TRANSACTION_PREFIX
 from templates.data import pending_index_arn
 from templates.functions import FunctionSpec, LambdaFunction, add_function
-from templates.iam import allow
+from templates.iam import allow, policy
 from templates.keys import StackKey
 from templates.monitoring import Alarms
 from templates.naming import Naming
@@ -34,7 +43,15 @@ CORS_ORIGIN = "https://app.example.com"
 LOG_RETENTION_DAYS = 30
 # docs/contract.md values that are not parameters.
 HEALTH_STATE_ITEM_ID = "health#state"
+# Idempotency-key bindings are kept 24 h (the contract's minimum; Stripe keeps keys 24 h).
 IDEMPOTENCY_TTL_SECONDS = "86400"
+# Provider calls per payment before it moves to NEEDS_REVIEW: the API's first attempt, the
+# retry message's 5 receives, and a sweeper re-queue's before the last (docs/handlers.md).
+MAX_PAYMENT_ATTEMPTS = "10"
+# What the sweeper's conditional re-queue touches (handlers/payments/store.py: requeue).
+SWEEPER_ATTRIBUTES = ["id", "status", "updatedAt", PENDING_SORT_ATTRIBUTE]
+# The condition under which the simulated acquirer's ledger table exists.
+USE_SIMULATED_ACQUIRER = "UseSimulatedAcquirer"
 REDRIVE_MAX_MESSAGES_PER_SECOND = "10"
 REDRIVE_COOLDOWN_SECONDS = "900"
 # A transaction RECEIVED this long has nobody finishing it (the health function re-enqueues it):
@@ -87,6 +104,7 @@ class PlatformSettings:
     max_payment_amount: Parameter
     allowed_currencies: Parameter
     health_dry_run: Parameter
+    payment_provider: Parameter
     # The private network the functions run in (None: outside any VPC).
     network: Network | None = None
 
@@ -152,31 +170,39 @@ def add_processing(
     settings: PlatformSettings,
     key: StackKey,
     table: Table,
+    ledger: Table,
     queues: QueueWithDlq,
 ) -> LambdaFunction:
-    """The processing function (`payment-processor-<suffix>`).
+    """The processing function (`payment-processor-<suffix>`); `grant_ledger` gives it the
+    acquirer's ledger.
 
-    AWS calls: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem on the table
-    (transactions and Powertools idempotency records); sqs:SendMessage on the failed queue;
-    sqs:ReceiveMessage, DeleteMessage, GetQueueAttributes, ChangeMessageVisibility on it
-    (the event source mapping polls with this role); kms:GenerateDataKey, Decrypt on the
-    stack key (the queue is encrypted with it).
+    AWS calls: dynamodb:GetItem, PutItem, UpdateItem on the table (transactions and key
+    bindings; the binding's TransactWriteItems is authorised as its two PutItems);
+    dynamodb:GetItem, UpdateItem on the simulated acquirer's ledger (a policy of its own,
+    only while the ledger exists); sqs:SendMessage on the failed queue; sqs:ReceiveMessage,
+    DeleteMessage, GetQueueAttributes, ChangeMessageVisibility on it (the event source
+    mapping polls with this role); kms:GenerateDataKey, Decrypt on the stack key (the queue
+    and the tables are encrypted with it).
     """
     environment = (
-        common_environment(naming, "processing")
+        common_environment(naming, PROCESSING_SERVICE)
         | payment_rules(settings)
         | {
             "TRANSACTIONS_TABLE": table.ref(),
             "FAILED_TRANSACTIONS_QUEUE_URL": queues.url,
             "IDEMPOTENCY_TTL_SECONDS": IDEMPOTENCY_TTL_SECONDS,
-            "PAYMENT_PROVIDER": "simulated",
+            "PAYMENT_PROVIDER": settings.payment_provider.ref(),
+            # The ledger's name, not a Ref: the table exists only under USE_SIMULATED_ACQUIRER,
+            # and the function reads the variable only when PAYMENT_PROVIDER is simulated.
+            "ACQUIRER_LEDGER_TABLE": ledger.TableName,
+            "MAX_PAYMENT_ATTEMPTS": MAX_PAYMENT_ATTEMPTS,
         }
     )
     statements = [
         allow(
-            [dynamodb.GetItem, dynamodb.PutItem, dynamodb.UpdateItem, dynamodb.DeleteItem],
+            [dynamodb.GetItem, dynamodb.PutItem, dynamodb.UpdateItem],
             [table.get_att("Arn")],
-            "RecordTransactionsAndIdempotency",
+            "RecordTransactionsAndKeyBindings",
         ),
         allow([sqs.SendMessage], [queues.arn], "ParkTransientFailures"),
         allow(
@@ -194,6 +220,35 @@ def add_processing(
     return _add(t, naming, PROCESSING, settings, key, environment, statements)
 
 
+def grant_ledger(t: Template, processing: LambdaFunction, ledger: Table) -> Statement:
+    """The processing role's access to the acquirer's ledger: read and conditionally update its
+    items, nothing else, by nobody else; a managed policy of its own that attaches itself to
+    the role (`Roles`) and exists only while the ledger does (a statement of the role's own
+    policy cannot sit under a condition). The statement names the table by the ARN its name
+    gives, valid whether or not the table exists, so the VPC endpoint's policy carries it
+    too (returned)."""
+    statement = allow(
+        [dynamodb.GetItem, dynamodb.UpdateItem],
+        [
+            Sub(
+                "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
+                + ledger.TableName
+            )
+        ],
+        "ChargeThroughTheSimulatedAcquirerLedger",
+    )
+    t.add_resource(
+        ManagedPolicy(
+            "AcquirerLedgerPolicy",
+            Condition=USE_SIMULATED_ACQUIRER,
+            Description=f"{processing.name} charges through the simulated acquirer's ledger",
+            PolicyDocument=policy([statement]),
+            Roles=[processing.role.role.ref()],
+        )
+    )
+    return statement
+
+
 def add_health_monitor(
     t: Template,
     naming: Naming,
@@ -209,8 +264,9 @@ def add_health_monitor(
     """The health monitor (its scheduled runs that fail every retry end in `dead_letter_queue`).
 
     AWS calls: dynamodb:DescribeTable on the table; dynamodb:GetItem, PutItem, UpdateItem
-    on the state item only; dynamodb:Query on the `pending-by-age` index only (stuck
-    payments); sqs:GetQueueAttributes on both queues; sqs:StartMessageMoveTask,
+    on the state item only; dynamodb:Query on the `pending-by-requeue` index only and
+    dynamodb:UpdateItem of `txn_` items' re-queue attributes only (stuck payments);
+    sqs:GetQueueAttributes on both queues; sqs:StartMessageMoveTask,
     ListMessageMoveTasks, ReceiveMessage, DeleteMessage on the DLQ and sqs:SendMessage on
     the failed queue (what a move task needs, and the stuck payments' retry messages);
     cloudwatch:GetMetricData (no resource-level
@@ -241,8 +297,22 @@ def add_health_monitor(
                 ForAllValuesStringEquals("dynamodb:LeadingKeys", [HEALTH_STATE_ITEM_ID])
             ),
         ),
-        # The sparse index of RECEIVED transactions only: never the table's items.
+        # The sparse index of pending transactions only (keys only): never the table's items.
         allow([dynamodb.Query], [pending_index_arn(table)], "FindStuckPayments"),
+        # Re-queueing a stuck payment: transaction items only, the three attributes the
+        # sweeper writes (and the two its condition reads), returning nothing.
+        allow(
+            [dynamodb.UpdateItem],
+            [table.get_att("Arn")],
+            "RequeueStuckPayments",
+            condition=Condition(
+                [
+                    ForAllValuesStringLike("dynamodb:LeadingKeys", [f"{TRANSACTION_PREFIX}*"]),
+                    ForAllValuesStringEquals("dynamodb:Attributes", SWEEPER_ATTRIBUTES),
+                    StringEquals("dynamodb:ReturnValues", ["NONE"]),
+                ]
+            ),
+        ),
         allow([sqs.GetQueueAttributes], [queues.arn, queues.dlq_arn], "ReadQueueDepths"),
         allow(
             [

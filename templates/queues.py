@@ -23,7 +23,6 @@ VISIBILITY_PER_CONSUMER_TIMEOUT = 6
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
-
 @dataclass(frozen=True)
 class QueueWithDlq:
     """A work queue and its dead-letter queue."""

@@ -12,9 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from handlers.payments.idempotency import MIN_RETENTION_SECONDS
 from handlers.payments.validation import ISO_4217_MINOR_UNITS, ValidationRules
 
 PROVIDERS = ("simulated",)
+# POWERTOOLS_SERVICE_NAME of the processing function: the dimension of its own metrics,
+# which the health gate reads (templates/platform_functions.py sets the same).
+PROCESSING_SERVICE = "processing"
+# The largest MAX_PAYMENT_ATTEMPTS accepted: beyond it a stuck payment hammers the acquirer.
+MAX_ATTEMPTS_LIMIT = 100
 # StartMessageMoveTask accepts at most 500 messages per second.
 MAX_REDRIVE_RATE = 500
 _ORIGIN = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
@@ -97,6 +103,10 @@ class ProcessingConfig:
     failed_queue_url: str
     idempotency_ttl_seconds: int
     provider: str
+    # The simulated acquirer's durable ledger (empty when another provider is selected).
+    acquirer_ledger_table: str
+    # Attempts (provider calls) per payment before it moves to NEEDS_REVIEW.
+    max_payment_attempts: int
 
 
 @dataclass(frozen=True)
@@ -158,12 +168,22 @@ def load_processing(env: Mapping[str, str]) -> ProcessingConfig:
     provider = _required(env, "PAYMENT_PROVIDER")
     if provider not in PROVIDERS:
         raise _invalid("PAYMENT_PROVIDER", f"expected one of {', '.join(PROVIDERS)}")
+    retention = _positive_int(env, "IDEMPOTENCY_TTL_SECONDS")
+    if retention < MIN_RETENTION_SECONDS:
+        raise _invalid("IDEMPOTENCY_TTL_SECONDS", f"keys are kept at least {MIN_RETENTION_SECONDS}")
+    attempts = _positive_int(env, "MAX_PAYMENT_ATTEMPTS")
+    if attempts > MAX_ATTEMPTS_LIMIT:
+        raise _invalid("MAX_PAYMENT_ATTEMPTS", f"at most {MAX_ATTEMPTS_LIMIT}")
     return ProcessingConfig(
         api=load_api(env),
         transactions_table=_required(env, "TRANSACTIONS_TABLE"),
         failed_queue_url=_matching(env, "FAILED_TRANSACTIONS_QUEUE_URL", _QUEUE_URL, "an SQS URL"),
-        idempotency_ttl_seconds=_positive_int(env, "IDEMPOTENCY_TTL_SECONDS"),
+        idempotency_ttl_seconds=retention,
         provider=provider,
+        acquirer_ledger_table=(
+            _required(env, "ACQUIRER_LEDGER_TABLE") if provider == "simulated" else ""
+        ),
+        max_payment_attempts=attempts,
     )
 
 

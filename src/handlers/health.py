@@ -10,31 +10,35 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers import api
 from handlers.config import HealthConfig, load_health
 from handlers.lazy import Lazy
 from handlers.monitoring import SCHEDULED_RUN_METRIC
-from handlers.monitoring.checks import Clients, HealthReport, Status, check_health
+from handlers.monitoring.checks import (
+    Clients,
+    HealthReport,
+    Status,
+    check_health,
+    rejected_messages,
+)
 from handlers.monitoring.recovery import (
     HealthStateStore,
     MoveTasks,
-    PendingTransactions,
     Recovery,
     maybe_redrive,
     notify_change,
     requeue_stuck,
 )
 from handlers.observability import build_logger, build_metrics
-from handlers.payments.service import RetryQueue
+from handlers.payments.retry_queue import RetryQueue
+from handlers.payments.store import TransactionStore
 
 CONFIG: HealthConfig = load_health(os.environ)
 logger = build_logger(CONFIG.common)
 metrics = build_metrics(CONFIG.common)
-app = api.build_resolver(logger, metrics, CONFIG.common.cors_allowed_origin, "GET /health")
+router = api.Router(logger, metrics, CONFIG.common.cors_allowed_origin)
 # /health needs no API key: cache the answer briefly so a flood of requests
 # cannot turn into a flood of DescribeTable / DescribeAlarms calls.
 CACHE_SECONDS = 15.0
@@ -85,8 +89,9 @@ def build_runtime(
         state=HealthStateStore(dynamodb, config.transactions_table, config.state_item_id),
         move_tasks=MoveTasks(move_tasks_sqs or sqs),
         sns=sns or boto3.client("sns", config=client_config),
-        pending=PendingTransactions(dynamodb, config.transactions_table),
+        transactions=TransactionStore(dynamodb, config.transactions_table),
         retry_queue=RetryQueue(sqs, config.failed_queue_url),
+        rejected_since=lambda since, now: rejected_messages(clients, config, since, now),
     )
     return Runtime(config=config, clients=clients, recovery=recovery)
 
@@ -101,15 +106,15 @@ def _emit(report: HealthReport) -> None:
     )
 
 
-@app.get("/health")
-def get_health() -> Response:
+@router.route("GET", "/health")
+def get_health(request: api.Request) -> api.Response:
     """200 when the platform can take payments, 503 when it cannot; states only."""
     report = runtime().report()
     _emit(report)
     if report.problems:
         logger.warning("health checks failed", extra={"problems": report.problems})
     status = 503 if report.status is Status.UNHEALTHY else 200
-    return api.json_response(app, status, report.public(), {"Cache-Control": "no-store"})
+    return api.Response(status, report.public(), {"Cache-Control": "no-store"})
 
 
 def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
@@ -126,6 +131,8 @@ def run_scheduled(rt: Runtime, now: dt.datetime) -> dict[str, Any]:
         metrics.add_metric(name="HealthStateChanged", unit=MetricUnit.Count, value=1)
     if redrive["done"]:
         metrics.add_metric(name="DlqRedriveStarted", unit=MetricUnit.Count, value=1)
+    if redrive.get("halted"):
+        metrics.add_metric(name="DlqRedriveHalted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
         name="StuckPaymentsRequeued", unit=MetricUnit.Count, value=requeued["requeued"]
     )
@@ -156,19 +163,12 @@ def is_scheduled_event(event: Any) -> bool:
     )
 
 
-class UnsupportedEventError(ValueError):
-    """An event that is neither GET /health nor the schedule."""
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: GET /health, or the scheduled check-and-recover run."""
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point: the scheduled check-and-recover run, or an API request
+    (GET /health; any other event gets a JSON answer too)."""
     if is_scheduled_event(event):
         logger.set_correlation_id(event.get("id"))
         return run_scheduled(runtime(), dt.datetime.now(dt.UTC))
-    if isinstance(event, dict) and "httpMethod" in event:
-        return app.resolve(event, context)
-    raise UnsupportedEventError("expected GET /health or the EventBridge schedule")
+    return router.handle(event, context)

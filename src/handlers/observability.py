@@ -1,9 +1,10 @@
 """One structured logger and one metrics emitter per function, card numbers redacted.
 
-Nothing in the code logs a request body; the redacting serializer is the
-backstop for what slips through anyway (an exception message quoting input,
-a header a client filled with a card number): every log line passes through
-it before it is written.
+Nothing in the code logs a request body, a submitted field name or an idempotency key; the
+serializer is the backstop for what slips through anyway (an exception message quoting
+input, a header a client filled with a card number). It redacts twice: every value of the
+record (keys included), then the final line as a whole with its own pass, which sees what
+no single value holds (digits split across fields, numbers formatted by `default=str`).
 """
 
 from __future__ import annotations
@@ -16,32 +17,46 @@ from aws_lambda_powertools import Logger, Metrics
 from handlers.config import CommonConfig
 from handlers.payments import cards
 
-_MIN_PAN_INT = 10 ** (cards.MIN_PAN_DIGITS - 1)
-_MAX_PAN_INT = 10**cards.MAX_PAN_DIGITS
+# Kept from a record whose final line still matched after redaction (see redacting_serializer).
+_WITHHELD_KEEPS = ("level", "location", "timestamp", "service", "correlation_id", "function_name")
 
 
 def redact_value(value: Any) -> Any:
     """The value with every card-number look-alike in it redacted (recursively)."""
     if isinstance(value, str):
         return cards.redact(value)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int):
-        if _MIN_PAN_INT <= abs(value) < _MAX_PAN_INT and cards.contains_pan(str(abs(value))):
-            return cards.REDACTED
-        return value
+    if isinstance(value, (int, float)):
+        return cards.REDACTED if cards.contains_pan(str(value)) else value
     if isinstance(value, dict):
         return {redact_value(key): redact_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [redact_value(item) for item in value]
-    if value is None or isinstance(value, float):
-        return value
     return cards.redact(str(value))
 
 
+def _dumps(record: Any) -> str:
+    # ensure_ascii=False: \uXXXX escapes would put hex digits next to the text's own digits.
+    return json.dumps(record, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
 def redacting_serializer(log: dict[str, Any]) -> str:
-    """Serialise one log record as compact JSON after redaction."""
-    return json.dumps(redact_value(log), separators=(",", ":"), default=str)
+    """Serialise one log record as one JSON line with no card number in it."""
+    line = _dumps(redact_value(log))
+    # The line's own pass, through JSON's escapes (a tab between two values is `\t`).
+    scrubbed = cards.redact(line, cards.pan_spans(cards.json_text_view(line)))
+    if scrubbed == line:
+        return line
+    try:
+        json.loads(scrubbed)
+    except ValueError:
+        # The second pass cut across JSON syntax (a number split over two values): keep the
+        # record's envelope, withhold the rest rather than write half a line.
+        kept = {key: redact_value(log[key]) for key in _WITHHELD_KEEPS if key in log}
+        kept["message"] = "log line withheld: it held a card-number pattern across fields"
+        return cards.redact(_dumps(kept))
+    return scrubbed
 
 
 def build_logger(config: CommonConfig) -> Logger:

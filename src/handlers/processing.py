@@ -1,42 +1,39 @@
 """The processing function: POST /process-payment, GET /payments/{transactionId},
 and the failed-transactions queue (one function, dispatched on the event's shape).
 
-Thin: parse the request, call the plain functions in `handlers.payments` with
-the clients built once per execution environment, format the answer.
+Thin: parse the request, call the flows in `handlers.payments.service` with the clients built
+once per execution environment, format the answer; metrics and log lines for what happened.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers import api
 from handlers.config import ProcessingConfig, load_processing
 from handlers.lazy import Lazy
 from handlers.observability import build_logger, build_metrics
-from handlers.payments.idempotency import (
-    IdempotencyKeyReusedError,
-    IdempotencyStoreUnavailableError,
-    IdempotentAcceptor,
-    RequestInProgressError,
-)
-from handlers.payments.provider import PaymentProvider, ProviderUnavailableError, build_provider
-from handlers.payments.service import (
+from handlers.payments.idempotency import KeyReusedError, valid_idempotency_key
+from handlers.payments.provider import build_provider
+from handlers.payments.retry_queue import (
     TRANSACTION_ID_PATTERN,
     InvalidRetryMessageError,
-    PaymentQueuedError,
-    QueueUnavailableError,
     RetryMessage,
     RetryQueue,
-    TransactionConflictError,
+)
+from handlers.payments.service import (
+    Accepted,
+    NotAcceptedError,
+    PaymentRequest,
+    Payments,
+    RetryDeferredError,
+    RetryResult,
+    UnknownTransactionError,
     accept_payment,
-    process_payment,
-    valid_idempotency_key,
+    retry_payment,
 )
 from handlers.payments.store import StoreUnavailableError, TransactionStore
 from handlers.payments.validation import FieldError, parse_payment
@@ -47,29 +44,16 @@ if TYPE_CHECKING:
 CONFIG: ProcessingConfig = load_processing(os.environ)
 logger = build_logger(CONFIG.api.common)
 metrics = build_metrics(CONFIG.api.common)
-ROUTES = "POST /process-payment, GET /payments/{transactionId}"
-app = api.build_resolver(logger, metrics, CONFIG.api.common.cors_allowed_origin, ROUTES)
+router = api.Router(logger, metrics, CONFIG.api.common.cors_allowed_origin)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_AFTER = {"Retry-After": "1"}
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """The clients and collaborators of one execution environment."""
-
-    store: TransactionStore
-    queue: RetryQueue
-    provider: PaymentProvider
-    acceptor: IdempotentAcceptor
-
-
 def build_runtime(
-    config: ProcessingConfig,
-    dynamodb: Any = None,
-    sqs: Any = None,
-    provider: PaymentProvider | None = None,
-) -> Runtime:
-    """Wire the store, queue, provider and idempotency layer (clients made if not given)."""
+    config: ProcessingConfig, dynamodb: Any = None, sqs: Any = None, provider: Any = None
+) -> Payments:
+    """Wire the store, acquirer and queue of one execution environment (clients made if not
+    given; the acquirer is built on this environment's own DynamoDB client)."""
     import boto3
     from botocore.config import Config
 
@@ -79,35 +63,30 @@ def build_runtime(
     )
     dynamodb = dynamodb or boto3.client("dynamodb", config=client_config)
     sqs = sqs or boto3.client("sqs", config=client_config)
-    store = TransactionStore(dynamodb, config.transactions_table)
-    queue = RetryQueue(sqs, config.failed_queue_url)
-    provider = provider or build_provider(config.provider)
-
-    def accept(key: str, payment: Any) -> dict[str, Any]:
-        return accept_payment(key, payment, store, provider, queue)
-
-    acceptor = IdempotentAcceptor(
-        dynamodb, config.transactions_table, config.idempotency_ttl_seconds, accept
+    return Payments(
+        store=TransactionStore(dynamodb, config.transactions_table, config.idempotency_ttl_seconds),
+        provider=provider
+        or build_provider(config.provider, dynamodb, config.acquirer_ledger_table),
+        queue=RetryQueue(sqs, config.failed_queue_url),
+        max_attempts=config.max_payment_attempts,
     )
-    return Runtime(store=store, queue=queue, provider=provider, acceptor=acceptor)
 
 
 # The execution environment's runtime, built on first use (not at import).
-runtime: Lazy[Runtime] = Lazy(lambda: build_runtime(CONFIG))
+runtime: Lazy[Payments] = Lazy(lambda: build_runtime(CONFIG))
 
 
-def idempotency_key(headers: Any, multi_value_headers: Any) -> str:
-    """The one Idempotency-Key header (any case), or BadRequestError."""
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def idempotency_key(request: api.Request) -> str:
+    """The one Idempotency-Key header (any case), or 400."""
     wanted = IDEMPOTENCY_HEADER.lower()
-    values: list[Any] = []
-    if isinstance(multi_value_headers, dict):
-        for name, items in multi_value_headers.items():
-            if isinstance(name, str) and name.lower() == wanted and isinstance(items, list):
-                values.extend(items)
-    if len(values) > 1:
+    if len(request.header_values.get(wanted, [])) > 1:
         raise _header_error("duplicate", "Send exactly one Idempotency-Key header.")
-    value = headers.get(wanted) if headers is not None else None
-    if not isinstance(value, str) or value == "":
+    value = request.headers.get(wanted)
+    if not value:
         raise _header_error(
             "missing", "The Idempotency-Key header is required (for example a UUID)."
         )
@@ -118,97 +97,89 @@ def idempotency_key(headers: Any, multi_value_headers: Any) -> str:
     return value
 
 
-def _header_error(code: str, message: str) -> api.BadRequestError:
-    return api.BadRequestError([FieldError(IDEMPOTENCY_HEADER, code, message)])
+def _header_error(code: str, message: str) -> api.ApiError:
+    return api.bad_request([FieldError(IDEMPOTENCY_HEADER, code, message)])
 
 
-@app.post("/process-payment")
-def post_process_payment() -> Response:
-    """Validate, then process once per Idempotency-Key: 201 with the outcome."""
-    event = app.current_event
-    key = idempotency_key(event.headers, event.get("multiValueHeaders"))
-    payment = parse_payment(event.body, event.is_base64_encoded, CONFIG.api.rules)
-    body = runtime().acceptor(key, payment, app.lambda_context)
-    logger.info(
-        "payment answered",
-        extra={"transactionId": body["transactionId"], "status": body["status"]},
-    )
-    metrics.add_metric(name=f"Payment{body['status'].title()}", unit=MetricUnit.Count, value=1)
-    return api.json_response(app, 201, body)
+@router.route("POST", "/process-payment", caller_required=True)
+def post_process_payment(request: api.Request) -> api.Response:
+    """Validate, then bind the key and process: 201 with the outcome, 202 while pending."""
+    key = idempotency_key(request)
+    payment = parse_payment(request.body, request.is_base64_encoded, CONFIG.api.rules)
+    assert request.caller is not None  # the route requires it
+    accepted = accept_payment(PaymentRequest(request.caller, key, payment), runtime())
+    _report(accepted)
+    transaction = accepted.transaction
+    headers = {"Idempotent-Replayed": "true"} if accepted.replayed else {}
+    if transaction.status.outcome:
+        return api.Response(201, transaction.public(), headers)
+    headers["Location"] = f"/payments/{transaction.id}"
+    return api.Response(202, transaction.public(), headers)
 
 
-@app.get("/payments/<transactionId>")
-def get_payment(transactionId: str) -> Response:  # the API's own parameter name
-    """The stored status of one transaction."""
-    if not TRANSACTION_ID_PATTERN.fullmatch(transactionId):
-        raise api.BadRequestError(
+def _report(accepted: Accepted) -> None:
+    transaction = accepted.transaction
+    details = {"transactionId": transaction.id, "status": transaction.status.value}
+    if accepted.replayed:
+        _count("PaymentReplayed")
+        logger.info("payment replayed", extra=details)
+        return
+    if accepted.queued:
+        _count("PaymentQueued")
+        if not accepted.message_sent:
+            # The row is pending: the sweeper re-queues it after STUCK_AFTER_SECONDS.
+            _count("RequeueFailed")
+            logger.warning("retry message not sent; left to the sweeper", extra=details)
+        logger.warning("transient failure; payment queued for retry", extra=details)
+        return
+    _count(f"Payment{transaction.status.value.title().replace('_', '')}")
+    logger.info("payment answered", extra=details)
+
+
+@router.route("GET", "/payments/{transactionId}", caller_required=True)
+def get_payment(request: api.Request) -> api.Response:
+    """The stored state of one of the caller's transactions (another caller's: 404)."""
+    transaction_id = request.path_parameters["transactionId"]
+    if not TRANSACTION_ID_PATTERN.fullmatch(transaction_id):
+        raise api.bad_request(
             [FieldError("transactionId", "malformed", "transactionId must look like txn_...")]
         )
-    transaction = runtime().store.get(transactionId)
-    metrics.add_metric(name="PaymentLookup", unit=MetricUnit.Count, value=1)
-    if transaction is None:
-        return api.error_response(app, 404, "transaction_not_found", "No such transaction.")
-    return api.json_response(app, 200, transaction.public())
+    _count("PaymentLookup")
+    transaction = runtime().store.get(transaction_id)
+    # Someone else's payment answers exactly like a missing one: ids reveal nothing.
+    if transaction is None or transaction.caller != request.caller:
+        raise api.ApiError(404, "transaction_not_found", "No such transaction.")
+    return api.Response(200, transaction.public())
 
 
-@app.get("/payments")
-def get_payment_without_id() -> Response:
+@router.route("GET", "/payments")
+def get_payment_without_id(request: api.Request) -> api.Response:
     """GET /payments without an id: say which parameter is missing."""
-    raise api.BadRequestError(
+    raise api.bad_request(
         [FieldError("transactionId", "missing", "Use GET /payments/{transactionId}.")]
     )
 
 
-@app.exception_handler(PaymentQueuedError)
-def queued(error: PaymentQueuedError) -> Response:
-    """A transient failure: the payment waits on the retry queue."""
-    logger.warning(
-        "transient failure; payment queued for retry",
-        extra={"transactionId": error.transaction_id, "cause": _cause(error)},
-    )
-    metrics.add_metric(name="PaymentQueued", unit=MetricUnit.Count, value=1)
-    body = {
-        "transactionId": error.transaction_id,
-        "status": "QUEUED",
-        "message": "Accepted; the payment will be retried. Check GET /payments/{transactionId}.",
-    }
-    return api.json_response(app, 202, body, {"Location": f"/payments/{error.transaction_id}"})
-
-
-@app.exception_handler([IdempotencyKeyReusedError, TransactionConflictError])
-def key_reused(error: Exception) -> Response:
+@router.on(KeyReusedError)
+def key_reused(error: Exception) -> api.ApiError:
     """The same Idempotency-Key with a different request: 422."""
-    metrics.add_metric(name="ClientError", unit=MetricUnit.Count, value=1)
-    logger.info("idempotency key reused with a different request")
-    return api.error_response(
-        app,
+    return api.ApiError(
         422,
         "idempotency_key_reused",
         "This Idempotency-Key was already used with a different request; use a new key.",
     )
 
 
-@app.exception_handler(RequestInProgressError)
-def in_progress(error: RequestInProgressError) -> Response:
-    """The same key is being processed by another request: try again shortly."""
-    metrics.add_metric(name="ClientError", unit=MetricUnit.Count, value=1)
-    logger.info("request with the same key in progress")
-    message = "A request with this Idempotency-Key is in progress; retry shortly."
-    return api.error_response(app, 409, "request_in_progress", message, headers=RETRY_AFTER)
-
-
-@app.exception_handler(
-    [QueueUnavailableError, IdempotencyStoreUnavailableError, StoreUnavailableError]
-)
-def unavailable(error: Exception) -> Response:
-    """Nothing was accepted, or the outcome could not be recorded: a retry with the same
-    key is always safe (it resumes the same transaction; never a false 202)."""
-    metrics.add_metric(name="ServiceUnavailable", unit=MetricUnit.Count, value=1)
+@router.on(NotAcceptedError, StoreUnavailableError)
+def unavailable(error: Exception) -> api.ApiError:
+    """Nothing was recorded (or it could not be read back): a retry with the same key is
+    safe, and the key is free unless the first write is what got through."""
+    _count("ServiceUnavailable")
     logger.error(
         "service unavailable", extra={"errorType": type(error).__name__, "cause": _cause(error)}
     )
     message = "The service is temporarily unavailable; retry with the same Idempotency-Key."
-    return api.error_response(app, 503, "service_unavailable", message, headers=RETRY_AFTER)
+    return api.ApiError(503, "service_unavailable", message, headers=RETRY_AFTER)
 
 
 def _cause(error: BaseException) -> str | None:
@@ -216,42 +187,39 @@ def _cause(error: BaseException) -> str | None:
     return type(error.__cause__).__name__ if error.__cause__ is not None else None
 
 
+class RejectedMessageError(Exception):
+    """A queue record this function cannot process: reported failed so it reaches the DLQ."""
+
+
 def retry_record(record: SQSRecord) -> None:
-    """Retry one queued payment; raising marks the message failed (SQS retries it)."""
+    """Retry one queued payment. Raising reports the record failed: SQS delivers it again,
+    and after maxReceiveCount moves it to the DLQ. Nothing is acknowledged unprocessed."""
     logger.set_correlation_id(record.message_id)
     try:
-        message = RetryMessage.from_json(record.body, CONFIG.api.rules)
-    except InvalidRetryMessageError as error:
-        # Not a retry this platform wrote (malformed, or carrying card data); configurable
-        # limits are not rechecked (see accepted_payment_rules). Retrying cannot fix it,
-        # so it is reported and acknowledged.
+        message = RetryMessage.from_json(record.body)
+        outcome = retry_payment(message.transaction_id, runtime())
+    except (InvalidRetryMessageError, UnknownTransactionError) as error:
+        # Not a retry of a payment of ours: no redelivery can fix it; the DLQ shows it.
         logger.error("queue message rejected", extra={"reason": str(error)})
-        metrics.add_metric(name="RetryMessageRejected", unit=MetricUnit.Count, value=1)
-        return
-    rt = runtime()
-    try:
-        transaction = process_payment(
-            message.transaction_id, message.payment, rt.store, rt.provider
-        )
-    except (StoreUnavailableError, ProviderUnavailableError) as error:
+        _count("RetryMessageRejected")
+        raise RejectedMessageError(str(error)) from error
+    except RetryDeferredError as error:
         logger.warning(
             "retry failed transiently; the queue will redeliver",
-            extra={"transactionId": message.transaction_id, "errorType": type(error).__name__},
+            extra={"transactionId": message.transaction_id, "cause": _cause(error)},
         )
-        metrics.add_metric(name="RetryDeferred", unit=MetricUnit.Count, value=1)
+        _count("RetryDeferred")
         raise
-    except TransactionConflictError:
-        logger.error(
-            "queued retry conflicts with the stored transaction",
-            extra={"transactionId": message.transaction_id},
-        )
-        metrics.add_metric(name="RetryMessageRejected", unit=MetricUnit.Count, value=1)
-        return
-    logger.info(
-        "retry completed",
-        extra={"transactionId": transaction.id, "status": transaction.status.value},
-    )
-    metrics.add_metric(name="RetryCompleted", unit=MetricUnit.Count, value=1)
+    transaction = outcome.transaction
+    details = {"transactionId": transaction.id, "status": transaction.status.value}
+    if outcome.result is RetryResult.REVIEW:
+        _count("PaymentNeedsReview")
+        logger.error("payment needs review: no more attempts", extra=details)
+    elif outcome.result is RetryResult.COMPLETED:
+        _count("RetryCompleted")
+        logger.info("retry completed", extra=details)
+    else:
+        logger.info("retry found the payment finished", extra=details)
 
 
 def handle_queue(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -270,31 +238,18 @@ def handle_queue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-class UnsupportedEventError(ValueError):
-    """An event that is neither an API Gateway request nor an SQS batch."""
+def is_queue_event(event: Any) -> bool:
+    """True for a batch from the event source mapping (API events have no `Records`).
+
+    Any `Records` list goes to the batch path: a record it cannot read fails there and is
+    redelivered, where answering it as an API request would delete the whole batch."""
+    return isinstance(event, dict) and isinstance(event.get("Records"), list)
 
 
-def is_sqs_event(event: Any) -> bool:
-    """True for an SQS batch from the event source mapping."""
-    records = event.get("Records") if isinstance(event, dict) else None
-    return bool(records) and all(
-        isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records
-    )
-
-
-def is_api_event(event: Any) -> bool:
-    """True for an API Gateway REST proxy request."""
-    return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point: an API request or a batch from the failed-transactions queue."""
-    if is_sqs_event(event):
+    if is_queue_event(event):
         return handle_queue(event, context)
-    if is_api_event(event):
-        return app.resolve(event, context)
-    raise UnsupportedEventError("expected an API Gateway REST request or an SQS batch")
+    return router.handle(event, context)

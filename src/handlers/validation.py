@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers import api
@@ -20,25 +18,20 @@ from handlers.payments.validation import parse_payment
 CONFIG: ApiConfig = load_api(os.environ)
 logger = build_logger(CONFIG.common)
 metrics = build_metrics(CONFIG.common)
-app = api.build_resolver(
-    logger, metrics, CONFIG.common.cors_allowed_origin, "POST /validate-payment"
-)
+router = api.Router(logger, metrics, CONFIG.common.cors_allowed_origin)
 
 
-@app.post("/validate-payment")
-def post_validate_payment() -> Response:
+@router.route("POST", "/validate-payment")
+def post_validate_payment(request: api.Request) -> api.Response:
     """Check a payment request: 200 with the normalised request."""
-    event = app.current_event
-    payment = parse_payment(event.body, event.is_base64_encoded, CONFIG.rules)
+    payment = parse_payment(request.body, request.is_base64_encoded, CONFIG.rules)
     metrics.add_metric(name="PaymentValid", unit=MetricUnit.Count, value=1)
     logger.info("payment request valid", extra={"currency": payment.currency})
-    return api.json_response(app, 200, {"valid": True, "payment": payment.to_dict()})
+    return api.Response(200, {"valid": True, "payment": payment.to_dict()})
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: API Gateway REST proxy requests."""
-    return app.resolve(event, context)
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point: API Gateway REST proxy requests (any event gets an answer)."""
+    return router.handle(event, context)

@@ -27,7 +27,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from handlers.payments.cards import contains_pan
-from handlers.payments.provider import SimulatedAcquirer
+from handlers.payments.provider import LEDGER_KEY, ChargeStatus
 from tests.figures import report  # noqa: F401 - the handler tests import it from here
 from tests.handlers.platform import REGION, PlatformSpec, platform_template
 
@@ -142,8 +142,12 @@ class Aws:
     @property
     def table(self) -> str:
         """The transactions table name (from the template)."""
-        (name,) = self.created["tables"]
-        return name
+        return self.created["table_names"]["TransactionsTable"]
+
+    @property
+    def ledger_table(self) -> str:
+        """The simulated acquirer's ledger table name (from the template)."""
+        return self.created["table_names"]["AcquirerLedgerTable"]
 
     def queue_url(self, logical: str) -> str:
         """URL of a queue by logical id."""
@@ -182,13 +186,17 @@ def api_event(
     method: str | None = None,
     path_parameters: dict[str, str] | None = None,
     raw_body: str | None = None,
+    caller: str | None = None,
 ) -> dict[str, Any]:
     """A REST proxy event from a fixture, with the given body and headers.
 
     `headers` replaces the fixture's Idempotency-Key (pass {} for none) and is
-    mirrored into multiValueHeaders, as API Gateway does.
+    mirrored into multiValueHeaders, as API Gateway does. `caller` replaces the
+    API key id API Gateway puts in requestContext.identity.apiKeyId.
     """
     event = copy.deepcopy(load_event(name))
+    if caller is not None:
+        event["requestContext"]["identity"]["apiKeyId"] = caller
     if raw_body is not None:
         event["body"] = raw_body
     elif body is not None:
@@ -232,12 +240,47 @@ def new_key() -> str:
 
 
 @dataclass
+class Ledger:
+    """The simulated acquirer's books, read from its DynamoDB ledger (what every execution
+    environment's acquirer object shares, as a real acquirer's server-side records)."""
+
+    aws: Aws
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        """Idempotency key -> its ledger item."""
+        paginator = self.aws.client("dynamodb").get_paginator("scan")
+        return {
+            item[LEDGER_KEY]["S"]: item
+            for page in paginator.paginate(TableName=self.aws.ledger_table)
+            for item in page["Items"]
+        }
+
+    def decisions(self) -> dict[str, str]:
+        """Key -> the decision recorded for it (approved, declined, failed)."""
+        return {key: i["outcome"]["S"] for key, i in self.items().items() if "outcome" in i}
+
+    def charges(self) -> dict[str, str]:
+        """Key -> provider reference of every approved charge: the money that moved."""
+        approved = ChargeStatus.APPROVED.value
+        return {
+            key: item["providerReference"]["S"]
+            for key, item in self.items().items()
+            if item.get("outcome", {}).get("S") == approved
+        }
+
+    def attempts(self, key: str) -> int:
+        """How many times a charge with this key reached the acquirer."""
+        item = self.items().get(key)
+        return int(item["attempts"]["N"]) if item else 0
+
+
+@dataclass
 class Processing:
-    """The processing function wired to moto and to a provider the test can inspect."""
+    """The processing function wired to moto; `ledger` shows what the acquirer recorded."""
 
     module: ModuleType
     aws: Aws
-    provider: SimulatedAcquirer
+    ledger: Ledger
     remaining_ms: int = 25_000
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -245,34 +288,49 @@ class Processing:
         return self.module.handler(event, FakeLambdaContext(remaining_ms=self.remaining_ms))
 
     def pay(self, body: Any, key: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """POST /process-payment with an Idempotency-Key."""
+        """POST /process-payment with an Idempotency-Key (from the fixture's API key id unless
+        `caller=` says another)."""
         headers = {"Idempotency-Key": key or new_key()}
         return self.invoke(api_event("apigw_rest_post_process_payment", body, headers, **kwargs))
 
-    def get(self, transaction_id: str) -> dict[str, Any]:
+    def get(self, transaction_id: str, caller: str | None = None) -> dict[str, Any]:
         """GET /payments/{transactionId}."""
         return self.invoke(
             api_event(
                 "apigw_rest_get_payment",
                 path=f"/payments/{transaction_id}",
                 path_parameters={"transactionId": transaction_id},
+                caller=caller,
             )
         )
+
+    @property
+    def runtime(self) -> Any:
+        """The execution environment's runtime the handler uses now."""
+        return self.module.runtime()
+
+    def environment(self) -> Any:
+        """A new execution environment: its own clients and its own acquirer object."""
+        return self.module.build_runtime(
+            self.module.CONFIG,
+            dynamodb=self.aws.fresh_client("dynamodb"),
+            sqs=self.aws.fresh_client("sqs"),
+        )
+
+    def use(self, runtime: Any) -> None:
+        """Route the next invocations to this execution environment."""
+        self.module.runtime = lambda: runtime
 
 
 @pytest.fixture
 def processing(modules, aws, monkeypatch) -> Processing:
     """handlers.processing with a fresh runtime on this test's moto account."""
     module = modules["processing"]
-    provider = SimulatedAcquirer()
     runtime = module.build_runtime(
-        module.CONFIG,
-        dynamodb=aws.client("dynamodb"),
-        sqs=aws.client("sqs"),
-        provider=provider,
+        module.CONFIG, dynamodb=aws.client("dynamodb"), sqs=aws.client("sqs")
     )
     monkeypatch.setattr(module, "runtime", lambda: runtime)
-    return Processing(module=module, aws=aws, provider=provider)
+    return Processing(module=module, aws=aws, ledger=Ledger(aws))
 
 
 def response_headers(response: dict[str, Any]) -> dict[str, str]:
@@ -393,7 +451,7 @@ def atomic_item_writes(monkeypatch):
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "get_item"):
+    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         def atomic(self, *args, _original=original, **kwargs):
@@ -401,6 +459,57 @@ def atomic_item_writes(monkeypatch):
                 return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def transactions_roll_back_only_what_they_touch():
+    """moto rolls a failed TransactWriteItems back by deep-copying every table it names
+    *before* running it, so each binding costs time proportional to the table (70 ms at 1,500
+    items here). This keeps DynamoDB's behaviour (all or nothing) and copies only the items
+    the transaction names: its semantics unchanged, its cost constant."""
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def touched_items(backend, transact_items):
+        saved = []
+        for entry in transact_items:
+            ((kind, op),) = entry.items()
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            attrs = op["Item"] if kind == "Put" else op["Key"]
+            hash_key = models.DynamoType(attrs[table.hash_key_attr])
+            if table.range_key_attr is not None:
+                raise NotImplementedError("the platform's tables have no sort key")
+            saved.append((table, hash_key, copy.deepcopy(table.items.get(hash_key))))
+        return saved
+
+    class NoTableCopies:
+        """moto's `copy` module for the duration of the call: tables are not copied."""
+
+        @staticmethod
+        def deepcopy(value, *args, **kwargs):
+            return value if isinstance(value, models.Table) else copy.deepcopy(value, *args)
+
+    def transact_write_items(self, transact_items):
+        saved = touched_items(self, transact_items)
+        models.copy = NoTableCopies
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_key, item in saved:
+                if item is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = item
+            raise
+        finally:
+            models.copy = copy
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+    yield
+    models.DynamoDBBackend.transact_write_items = original
 
 
 @dataclass

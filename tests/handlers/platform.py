@@ -144,6 +144,9 @@ class Resolver:
         if function == "Fn::Split":
             separator, text = argument
             return str(self.value(text)).split(separator)
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            return self.value(when_true if self.condition(name) else when_false)
         raise UnresolvedError(f"{function} is not modelled")
 
     def _sub(self, name: str, variables: dict[str, Any]) -> str:
@@ -154,12 +157,34 @@ class Resolver:
             return self.get_att(logical, attribute)
         return self.ref(name)
 
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions, with parameter defaults."""
+        return bool(self._evaluate(self.template["Conditions"][name]))
+
+    def _evaluate(self, node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            ((function, argument),) = node.items()
+            if function == "Fn::Equals":
+                left, right = (self._evaluate(item) for item in argument)
+                return left == right
+            if function == "Fn::Not":
+                return not self._evaluate(argument[0])
+            if function == "Fn::And":
+                return all(self._evaluate(item) for item in argument)
+            if function == "Fn::Or":
+                return any(self._evaluate(item) for item in argument)
+            if function == "Condition":
+                return self.condition(argument)
+        return self.value(node)
+
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        """Logical id -> properties of every resource of a type."""
+        """Logical id -> properties of every resource of a type that the stack creates
+        (a resource whose Condition is false is not created)."""
         return {
             logical: resource.get("Properties", {})
             for logical, resource in self.resources.items()
             if resource["Type"] == kind
+            and ("Condition" not in resource or self.condition(resource["Condition"]))
         }
 
 
@@ -190,10 +215,13 @@ class PlatformSpec:
         """The environment the template gives the function `handlers.<module>`."""
         return dict(self.functions[module]["Environment"])
 
-    def create_resources(self, aws: Any) -> dict[str, Any]:
-        """Create the table, queues, topic and alarms in moto exactly as the template declares."""
+    def create_resources(self, aws: Any, alarms: bool = True) -> dict[str, Any]:
+        """Create the tables, queues, topic and alarms in moto exactly as the template declares
+        (`alarms=False` skips the alarms, for tests that never read them)."""
         r = self.resolver
-        created: dict[str, Any] = {"tables": {}, "queues": {}, "topics": {}, "alarms": []}
+        created: dict[str, Any] = {
+            "tables": {}, "queues": {}, "topics": {}, "alarms": [], "table_names": {}
+        }  # fmt: skip
         dynamodb = aws.client("dynamodb")
         for props in r.of_type("AWS::DynamoDB::Table").values():
             name = r.value(props["TableName"])
@@ -212,6 +240,8 @@ class PlatformSpec:
             if ttl:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=r.value(ttl))
             created["tables"][name] = props
+        for logical, props in r.of_type("AWS::DynamoDB::Table").items():
+            created["table_names"][logical] = r.value(props["TableName"])
         sqs = aws.client("sqs")
         queues = r.of_type("AWS::SQS::Queue")
         # Dead-letter queues first: a redrive policy names an existing queue.
@@ -234,7 +264,7 @@ class PlatformSpec:
             arn = sns.create_topic(Name=r.value(props["TopicName"]))["TopicArn"]
             created["topics"][logical] = arn
         cloudwatch = aws.client("cloudwatch")
-        for props in r.of_type("AWS::CloudWatch::Alarm").values():
+        for props in r.of_type("AWS::CloudWatch::Alarm").values() if alarms else ():
             alarm = {
                 key: r.value(props[key])
                 for key in (

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import re
 
-from handlers.payments.service import transaction_id_for
+from handlers.payments.store import new_transaction_id
 from tests.handlers.conftest import api_event, body_of, new_key, payment_body, response_headers
 
 ORIGIN = "https://app.example.com"
@@ -20,57 +21,43 @@ def assert_api_response(response, status):
     return body_of(response)
 
 
-def test_approved_payment_is_recorded_authorised_and_answered_201(processing):
+def test_approved_payment_is_recorded_succeeded_and_answered_201(processing):
     key = new_key()
     body = assert_api_response(processing.pay(payment_body(), key), 201)
-    assert body["transactionId"] == transaction_id_for(key)
-    assert body["status"] == "AUTHORIZED"
+    assert re.fullmatch(r"txn_[a-z2-7]{32}", body["transactionId"])
+    assert body["status"] == "SUCCEEDED"
     assert body["amount"] == "12.50" and body["currency"] == "USD"
     assert body["receivedAt"] <= body["completedAt"]
-    assert "paymentToken" not in body and "requestHash" not in body
+    assert "paymentToken" not in body and "requestHash" not in body and "attempts" not in body
     stored = assert_api_response(processing.get(body["transactionId"]), 200)
     assert stored == body
-    assert list(processing.provider.charges) == [body["transactionId"]]
+    assert list(processing.ledger.charges()) == [body["transactionId"]]
 
 
-def test_declined_and_failed_tokens_are_final_outcomes(processing):
+def test_declined_and_invalid_tokens_are_declines(processing):
     declined = body_of(processing.pay(payment_body(paymentToken="tok_test_decline")))
     assert declined["status"] == "DECLINED" and declined["reason"] == "card_declined"
-    failed = body_of(processing.pay(payment_body(paymentToken="tok_test_invalid")))
-    assert failed["status"] == "FAILED" and failed["reason"] == "invalid_token"
+    invalid = body_of(processing.pay(payment_body(paymentToken="tok_test_invalid")))
+    assert invalid["status"] == "DECLINED" and invalid["reason"] == "invalid_token"
+    assert processing.ledger.charges() == {}  # nothing was charged
 
 
-def test_repeated_key_returns_the_first_answer_and_charges_once(processing):
+def test_ids_are_random_not_derived_from_the_key(processing):
+    """The same key and body from two callers, and two fresh ids: unrelated, unguessable."""
     key = new_key()
-    first = processing.pay(payment_body(), key)
-    again = [processing.pay(payment_body(), key) for _ in range(5)]
-    assert all(body_of(r) == body_of(first) and r["statusCode"] == 201 for r in again)
-    assert len(processing.provider.charges) == 1
-    assert processing.aws.scan_ids("txn_") == [body_of(first)["transactionId"]]
+    one = body_of(processing.pay(payment_body(), key, caller="caller-one"))["transactionId"]
+    two = body_of(processing.pay(payment_body(), key, caller="caller-two"))["transactionId"]
+    assert one != two
+    assert len({new_transaction_id() for _ in range(1000)}) == 1000
 
 
-def test_equivalent_body_with_same_key_is_the_same_request(processing):
-    key = new_key()
-    first = body_of(processing.pay(payment_body(description=None), key))
-    reordered = (
-        '{"merchantId":"mer_0042","paymentToken":"tok_test_approve",'
-        '"currency":"USD","amount":"12.50"}'
-    )
-    again = processing.invoke(
-        api_event(
-            "apigw_rest_post_process_payment", raw_body=reordered, headers={"Idempotency-Key": key}
-        )
-    )
-    assert again["statusCode"] == 201 and body_of(again) == first
-
-
-def test_same_key_with_different_body_is_refused_422(processing):
-    key = new_key()
-    processing.pay(payment_body(), key)
-    response = processing.pay(payment_body(amount="99.99"), key)
-    body = assert_api_response(response, 422)
-    assert body["error"]["code"] == "idempotency_key_reused"
-    assert len(processing.provider.charges) == 1
+def test_only_the_owner_reads_a_payment(processing):
+    paid = body_of(processing.pay(payment_body(), caller="owner-key"))
+    assert processing.get(paid["transactionId"], caller="owner-key")["statusCode"] == 200
+    foreign = processing.get(paid["transactionId"], caller="other-key")
+    missing = processing.get(new_transaction_id(), caller="other-key")
+    assert foreign["statusCode"] == missing["statusCode"] == 404
+    assert body_of(foreign)["error"] == body_of(missing)["error"]
 
 
 def test_idempotency_key_header_is_case_insensitive(processing):
@@ -80,7 +67,7 @@ def test_idempotency_key_header_is_case_insensitive(processing):
     assert body_of(processing.invoke(event)) == body_of(first)
     event = api_event("apigw_rest_post_process_payment", payment_body(), {"IDEMPOTENCY-KEY": key})
     assert body_of(processing.invoke(event)) == body_of(first)
-    assert len(processing.provider.charges) == 1
+    assert len(processing.ledger.charges()) == 1
 
 
 def test_missing_malformed_or_duplicate_idempotency_key_is_400(processing):
@@ -114,7 +101,7 @@ def test_missing_malformed_or_duplicate_idempotency_key_is_400(processing):
     duplicate["multiValueHeaders"]["Idempotency-Key"] = [new_key(), new_key()]
     body = assert_api_response(processing.invoke(duplicate), 400)
     assert body["error"]["details"][0]["code"] == "duplicate"
-    assert processing.provider.charges == {}
+    assert processing.ledger.items() == {}
 
 
 def test_invalid_body_reports_every_field_error_at_once(processing):
@@ -127,9 +114,10 @@ def test_invalid_body_reports_every_field_error_at_once(processing):
         ("amount", "wrong_type"),
         ("currency", "malformed"),
         ("paymentToken", "malformed"),
-        ("extra", "unknown_field"),
+        ("body", "unknown_fields"),  # by count and position, never by the submitted name
         ("merchantId", "missing"),
     }
+    assert "extra" not in response["body"]
     assert processing.aws.scan_ids("") == []
 
 
@@ -159,7 +147,7 @@ def test_base64_body_is_decoded(processing):
     event = api_event("apigw_rest_post_process_payment", headers={"Idempotency-Key": new_key()})
     event["body"] = base64.b64encode(event["body"].encode()).decode()
     event["isBase64Encoded"] = True
-    assert assert_api_response(processing.invoke(event), 201)["status"] == "AUTHORIZED"
+    assert assert_api_response(processing.invoke(event), 201)["status"] == "SUCCEEDED"
 
 
 def test_bad_bodies_are_4xx_with_a_clear_code(processing):
@@ -190,7 +178,7 @@ def test_deep_nesting_within_the_size_limit_is_400_not_500(processing):
 
 
 def test_get_unknown_malformed_and_missing_transaction(processing):
-    unknown = processing.get(transaction_id_for(new_key()))
+    unknown = processing.get(new_transaction_id())
     assert assert_api_response(unknown, 404)["error"]["code"] == "transaction_not_found"
     malformed = processing.get("txn_1234")
     assert assert_api_response(malformed, 400)["error"]["details"][0]["field"] == "transactionId"
@@ -212,9 +200,9 @@ def test_unknown_route_and_wrong_method_are_404_listing_the_routes(processing):
         assert "POST /process-payment" in body["error"]["message"]
 
 
-def test_idempotency_record_cannot_be_read_as_a_transaction(processing):
+def test_a_key_binding_cannot_be_read_as_a_transaction(processing):
     processing.pay(payment_body())
-    (record_id,) = processing.aws.scan_ids("payment-request#")
+    (record_id,) = processing.aws.scan_ids("idem_")
     response = processing.get(record_id)
     assert response["statusCode"] in (400, 404)
     assert "data" not in body_of(response) and "status" not in body_of(response)
@@ -226,3 +214,21 @@ def test_headers_null_as_api_gateway_sends_for_header_less_requests(processing):
     event["multiValueHeaders"] = None
     body = assert_api_response(processing.invoke(event), 400)
     assert body["error"]["details"][0]["field"] == "Idempotency-Key"
+
+
+def test_a_request_without_an_api_key_id_is_403(processing):
+    """Only API Gateway's keyed routes reach the function; without the caller's key id there
+    is no scope for the key and no owner for the payment."""
+    for caller in (None, ""):
+        event = api_event("apigw_rest_post_process_payment", payment_body())
+        event["requestContext"]["identity"]["apiKeyId"] = caller
+        body = assert_api_response(processing.invoke(event), 403)
+        assert body["error"]["code"] == "forbidden"
+    assert processing.aws.scan_ids("") == []
+
+
+def test_an_options_preflight_reaching_the_function_is_answered(processing):
+    event = api_event("apigw_rest_post_process_payment", method="OPTIONS")
+    response = processing.invoke(event)
+    assert response["statusCode"] == 204
+    assert response_headers(response)["access-control-allow-methods"] == "OPTIONS,POST"

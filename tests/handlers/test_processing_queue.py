@@ -1,10 +1,10 @@
-"""Transient failures: 202 and the retry queue, the queue consumer, 503 when even SQS fails."""
+"""Transient failures: 202 with a durable row and a retry message, the queue consumer, bounded
+attempts ending in NEEDS_REVIEW, and no message acknowledged unless it was processed."""
 
 from __future__ import annotations
 
 import json
 
-from handlers.payments.service import transaction_id_for
 from tests.handlers.conftest import (
     body_of,
     deliver,
@@ -12,8 +12,8 @@ from tests.handlers.conftest import (
     failing,
     item_id,
     load_event,
-    new_key,
     payment_body,
+    response_headers,
     sqs_record,
 )
 
@@ -31,87 +31,51 @@ def stored(processing, transaction_id):
 
 
 def test_provider_timeout_answers_202_and_the_consumer_completes_it(processing):
-    key = new_key()
-    response = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
+    response = processing.pay(payment_body(paymentToken="tok_test_flaky"))
     assert response["statusCode"] == 202
     body = body_of(response)
-    transaction_id = transaction_id_for(key)
-    assert body == {
-        "transactionId": transaction_id,
-        "status": "QUEUED",
-        "message": body["message"],
-    }
-    assert stored(processing, transaction_id)["status"] == "RECEIVED"
+    transaction_id = body["transactionId"]
+    assert body["status"] == "QUEUED"
+    assert response_headers(response)["location"] == f"/payments/{transaction_id}"
+    assert stored(processing, transaction_id) == body  # the durable row the 202 stands on
     (message,) = queued_messages(processing)
-    assert message["transactionId"] == transaction_id
-    # Only what a retry needs: no headers, no key, nothing beyond the payment.
-    assert set(message) == {"version", "transactionId", "payment"}
-    assert set(message["payment"]) <= {
-        "amount",
-        "currency",
-        "paymentToken",
-        "merchantId",
-        "description",
-    }
+    # Only the transaction id: the row holds the payment, so no message can disagree with it.
+    assert message == {"version": 2, "transactionId": transaction_id}
 
     assert deliver(processing) == (1, 0)
-    assert stored(processing, transaction_id)["status"] == "AUTHORIZED"
+    assert stored(processing, transaction_id)["status"] == "SUCCEEDED"
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
-    # The client's retry now gets the final answer, without a second charge.
-    again = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    assert again["statusCode"] == 201 and body_of(again)["status"] == "AUTHORIZED"
-    assert len(processing.provider.charges) == 1
-
-
-def test_client_retry_before_the_consumer_and_the_consumer_agree(processing):
-    key = new_key()
-    assert processing.pay(payment_body(paymentToken="tok_test_flaky"), key)["statusCode"] == 202
-    retried = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    assert retried["statusCode"] == 201
-    assert deliver(processing) == (1, 0)  # finds it done; acknowledges
-    assert stored(processing, transaction_id_for(key)) == body_of(retried)
-    assert len(processing.provider.charges) == 1
-
-
-def test_throttled_create_queues_the_payment_and_the_consumer_records_it(processing):
-    key = new_key()
-    dynamodb = processing.module.runtime().store._client
-    with failing(dynamodb, "PutItem", lambda p: item_id(p).startswith("txn_")) as calls:
-        response = processing.pay(payment_body(), key)
-    assert calls and response["statusCode"] == 202
-    assert processing.aws.scan_ids("txn_") == []
-    assert processing.provider.charges == {}
-    assert deliver(processing) == (1, 0)
-    assert stored(processing, transaction_id_for(key))["status"] == "AUTHORIZED"
+    assert list(processing.ledger.charges()) == [transaction_id]
 
 
 def test_throttled_completion_after_the_charge_never_charges_twice(processing):
-    key = new_key()
-    dynamodb = processing.module.runtime().store._client
+    dynamodb = processing.runtime.store._client
     with failing(dynamodb, "UpdateItem", lambda p: item_id(p).startswith("txn_")):
-        assert processing.pay(payment_body(), key)["statusCode"] == 202
-    assert len(processing.provider.charges) == 1  # charged, outcome not yet stored
-    assert stored(processing, transaction_id_for(key))["status"] == "RECEIVED"
+        response = processing.pay(payment_body())
+    assert response["statusCode"] == 202  # charged, outcome not recorded: waits for a retry
+    transaction_id = body_of(response)["transactionId"]
+    assert list(processing.ledger.charges()) == [transaction_id]
+    assert stored(processing, transaction_id)["status"] == "RECEIVED"  # marking it failed too
     drain(processing)
-    assert stored(processing, transaction_id_for(key))["status"] == "AUTHORIZED"
-    assert len(processing.provider.charges) == 1
+    assert stored(processing, transaction_id)["status"] == "SUCCEEDED"
+    assert list(processing.ledger.charges()) == [transaction_id]
+    assert processing.ledger.attempts(transaction_id) == 2  # asked twice, charged once
 
 
-def test_queue_send_failure_is_503_and_a_retry_with_the_same_key_succeeds(processing):
-    key = new_key()
-    sqs = processing.module.runtime().queue._client
+def test_queue_send_failure_still_answers_202_the_sweeper_has_the_row(processing):
+    """The row exists, so the payment is accepted; the message is what failed, and the
+    sweeper re-queues any pending row nobody touched (test_stuck_payments.py)."""
+    sqs = processing.runtime.queue._client
     with failing(sqs, "SendMessage", code="RequestThrottled"):
-        response = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    assert response["statusCode"] == 503
-    assert body_of(response)["error"]["code"] == "service_unavailable"
+        response = processing.pay(payment_body(paymentToken="tok_test_flaky"))
+    assert response["statusCode"] == 202
+    transaction_id = body_of(response)["transactionId"]
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
-    retried = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    assert retried["statusCode"] == 201 and body_of(retried)["status"] == "AUTHORIZED"
-    assert len(processing.provider.charges) == 1
+    assert stored(processing, transaction_id)["status"] == "QUEUED"
 
 
 def test_non_transient_queue_error_is_a_500_with_only_a_correlation_id(processing):
-    sqs = processing.module.runtime().queue._client
+    sqs = processing.runtime.queue._client
     with failing(sqs, "SendMessage", code="AccessDenied"):
         response = processing.pay(payment_body(paymentToken="tok_test_flaky"))
     assert response["statusCode"] == 500
@@ -120,41 +84,14 @@ def test_non_transient_queue_error_is_a_500_with_only_a_correlation_id(processin
     assert "AccessDenied" not in response["body"] and "Traceback" not in response["body"]
 
 
-def test_idempotency_store_throttled_is_503_and_nothing_is_charged(processing):
-    dynamodb = processing.module.runtime().store._client
-    key = new_key()
-    with failing(dynamodb, "PutItem", lambda p: item_id(p).startswith("payment-request#")):
-        response = processing.pay(payment_body(), key)
-    assert response["statusCode"] == 503
-    assert processing.provider.charges == {}
-    assert processing.pay(payment_body(), key)["statusCode"] == 201
-
-
-def test_queued_payment_is_202_even_when_forgetting_the_key_fails(processing):
-    """Powertools deletes the in-progress key on a 202; if that delete fails too (the table is
-    throttled, which is often why the payment was queued), the payment is still queued."""
-    dynamodb = processing.module.runtime().store._client
-    key = new_key()
-    with failing(dynamodb, "DeleteItem", lambda p: item_id(p).startswith("payment-request#")):
-        response = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    assert response["statusCode"] == 202
-    transaction_id = body_of(response)["transactionId"]
-    assert [m["transactionId"] for m in queued_messages(processing)] == [transaction_id]
-    drain(processing)
-    assert stored(processing, transaction_id)["status"] == "AUTHORIZED"
-    assert len(processing.provider.charges) == 1
-
-
-def test_a_limit_changed_after_the_202_does_not_strand_the_queued_payment(
-    processing, monkeypatch
-):
-    """Accepted under the limits of its day: a later, stricter config must not drop it."""
+def test_a_limit_changed_after_the_202_does_not_strand_the_queued_payment(processing, monkeypatch):
+    """Accepted under the limits of its day: a retry charges the stored row, never rechecked
+    against a later, stricter MaxPaymentAmount or AllowedCurrencies."""
     import dataclasses
     from decimal import Decimal
 
-    key = new_key()
     body = payment_body(paymentToken="tok_test_flaky", currency="EUR", amount="500.00")
-    assert processing.pay(body, key)["statusCode"] == 202
+    transaction_id = body_of(processing.pay(body))["transactionId"]
     module = processing.module
     stricter = dataclasses.replace(
         module.CONFIG.api.rules, allowed_currencies=frozenset({"USD"}), max_amount=Decimal("1")
@@ -162,60 +99,97 @@ def test_a_limit_changed_after_the_202_does_not_strand_the_queued_payment(
     api = dataclasses.replace(module.CONFIG.api, rules=stricter)
     monkeypatch.setattr(module, "CONFIG", dataclasses.replace(module.CONFIG, api=api))
     drain(processing)
-    assert stored(processing, transaction_id_for(key))["status"] == "AUTHORIZED"
-    assert len(processing.provider.charges) == 1
+    assert stored(processing, transaction_id)["status"] == "SUCCEEDED"
 
 
 def test_consumer_reports_only_the_failed_messages(processing):
-    keys = [new_key() for _ in range(3)]
-    for key in keys:
-        processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
-    processing.pay(payment_body(paymentToken="tok_test_timeout"), "always-times-out-0001")
+    flaky = [body_of(processing.pay(payment_body(paymentToken="tok_test_flaky"))) for _ in range(3)]
+    processing.pay(payment_body(paymentToken="tok_test_timeout"))
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 4
-    delivered, failed = deliver(processing)
-    assert (delivered, failed) == (4, 1)
-    assert [stored(processing, transaction_id_for(k))["status"] for k in keys] == ["AUTHORIZED"] * 3
+    assert deliver(processing) == (4, 1)
+    assert {stored(processing, b["transactionId"])["status"] for b in flaky} == {"SUCCEEDED"}
 
 
-def test_a_payment_that_keeps_failing_ends_in_the_dlq_not_lost(processing):
-    key = "always-times-out-0002"
-    processing.pay(payment_body(paymentToken="tok_test_timeout"), key)
-    drain(processing, rounds=10)
-    assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
-    (message,) = queued_messages(processing, "FailedTransactionsQueueDlq")
-    assert message["transactionId"] == transaction_id_for(key)
-    assert stored(processing, transaction_id_for(key))["status"] == "RECEIVED"
+def test_a_payment_that_keeps_failing_ends_in_review_not_in_a_loop(processing):
+    """tok_test_timeout never succeeds: the API's attempt and the message's receives use up
+    MAX_PAYMENT_ATTEMPTS between them; the message then reaches the DLQ and the sweeper's next
+    re-queue (or a redrive) finds no attempt left: NEEDS_REVIEW, no more provider calls."""
+    limit = processing.module.CONFIG.max_payment_attempts
+    transaction_id = body_of(processing.pay(payment_body(paymentToken="tok_test_timeout")))[
+        "transactionId"
+    ]
+    drain(processing, rounds=20)  # 5 receives, then SQS moves it to the DLQ
+    assert processing.ledger.attempts(transaction_id) == 6
+    assert stored(processing, transaction_id)["status"] == "QUEUED"
+    (dlq_message,) = queued_messages(processing, "FailedTransactionsQueueDlq")
+    for _ in range(3):  # redriven twice over (the health monitor's move task does this)
+        processing.aws.client("sqs").send_message(
+            QueueUrl=processing.aws.queue_url("FailedTransactionsQueue"),
+            MessageBody=json.dumps(dlq_message),
+        )
+        drain(processing, rounds=20)
+    final = stored(processing, transaction_id)
+    assert final["status"] == "NEEDS_REVIEW" and final["reason"] == "attempts_exhausted"
+    assert processing.ledger.attempts(transaction_id) == limit
+    assert processing.ledger.charges() == {}
 
 
-def test_invalid_queue_messages_are_reported_and_acknowledged(processing, captured_logs):
-    event = load_event("sqs_failed_transactions_batch")
-    good = event["Records"][0]
+def test_unprocessable_records_are_reported_failed_so_they_reach_the_dlq(processing, captured_logs):
+    good = load_event("sqs_failed_transactions_batch")["Records"][0]
     bodies = [
         "not json",
-        json.dumps({"version": 2}),
-        json.dumps({"version": 1, "transactionId": "x"}),
+        json.dumps({"version": 1, "transactionId": "txn_" + "a" * 32, "payment": {}}),
+        json.dumps({"version": 2, "transactionId": "x"}),
+        json.dumps({"version": 2, "transactionId": "txn_" + "a" * 32, "extra": 1}),
+        json.dumps({"version": 2, "transactionId": "txn_" + "a" * 32}),  # no such transaction
+        json.dumps([1, 2]),
     ]
     records = [dict(good, messageId=f"m{i}", body=body) for i, body in enumerate(bodies)]
     response = processing.invoke({"Records": records})
-    assert response == {"batchItemFailures": []}
-    assert captured_logs.getvalue().count("queue message rejected") == 3
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {
+        f"m{i}" for i in range(len(bodies))
+    }
+    assert captured_logs.getvalue().count("queue message rejected") == len(bodies)
 
 
-def test_queue_message_carrying_a_card_number_is_rejected_without_logging_it(processing):
+def test_a_poison_message_ends_in_the_dlq(processing):
+    sqs = processing.aws.client("sqs")
+    sqs.send_message(
+        QueueUrl=processing.aws.queue_url("FailedTransactionsQueue"), MessageBody="poison"
+    )
+    drain(processing, rounds=10)
+    assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
+    assert processing.aws.queue_depth("FailedTransactionsQueueDlq") == 1
+
+
+def test_a_record_carrying_a_card_number_is_rejected_without_logging_it(processing):
     event = load_event("sqs_failed_transactions_batch")
-    record = event["Records"][0]
-    message = json.loads(record["body"])
-    message["payment"]["description"] = "4111 1111 1111 1111"
-    record["body"] = json.dumps(message)
-    assert processing.invoke(event) == {"batchItemFailures": []}
-    assert processing.provider.charges == {}
+    event["Records"][0]["body"] = json.dumps(
+        {"version": 2, "transactionId": "txn_" + "a" * 32, "note": "4111 1111 1111 1111"}
+    )
+    response = processing.invoke(event)
+    assert len(response["batchItemFailures"]) == 1
+    assert processing.ledger.items() == {}
 
 
-def test_fixture_record_shape_is_processed(processing):
-    event = load_event("sqs_failed_transactions_batch")
-    assert processing.invoke(event) == {"batchItemFailures": []}
-    message = json.loads(event["Records"][0]["body"])
-    assert stored(processing, message["transactionId"])["status"] == "AUTHORIZED"
+def test_a_retry_of_a_finished_payment_is_acknowledged_and_runs_nothing(processing):
+    transaction_id = body_of(processing.pay(payment_body()))["transactionId"]
+    sqs = processing.aws.client("sqs")
+    sqs.send_message(
+        QueueUrl=processing.aws.queue_url("FailedTransactionsQueue"),
+        MessageBody=json.dumps({"version": 2, "transactionId": transaction_id}),
+    )
+    assert deliver(processing) == (1, 0)
+    assert processing.ledger.attempts(transaction_id) == 1
+
+
+def test_a_batch_whose_records_are_not_sqs_records_fails_whole(processing):
+    """A `Records` event that is not an SQS batch is never answered as an API request (that
+    would acknowledge the batch): the invocation fails and SQS keeps every message."""
+    import pytest
+
+    with pytest.raises(Exception):  # noqa: B017 - any error fails the invocation
+        processing.invoke({"Records": [{"eventSource": "aws:sqs"}]})
 
 
 def test_sqs_record_helper_matches_the_fixture_shape(processing):

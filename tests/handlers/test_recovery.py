@@ -56,8 +56,19 @@ def report(dlq=3, **states):
     ],
 )
 def test_redrive_rule(case, health_report, state, running, start, reason):
-    decision = decide_redrive(health_report, state, NOW, COOLDOWN, task_running=running)
+    decision = decide_redrive(health_report, state, NOW, COOLDOWN, running, rejected=0)
     assert (decision.start, decision.reason) == (start, reason), case
+
+
+def test_a_rejection_since_the_last_redrive_is_poison_and_halts():
+    after = HealthState(last_redrive_at=NOW - COOLDOWN)
+    assert decide_redrive(report(), after, NOW, COOLDOWN, None).reason == "check-rejections"
+    assert decide_redrive(report(), after, NOW, COOLDOWN, None, rejected=2).reason == "poison"
+    assert decide_redrive(report(), HealthState(), NOW, COOLDOWN, False).start  # no redrive yet
+    halted = dataclasses.replace(after, redrive_halted=True)
+    assert decide_redrive(report(), halted, NOW, COOLDOWN, False, 0).reason == "halted"
+    lifted = dataclasses.replace(after, halt_lifted_at=NOW - 10)
+    assert lifted.rejections_since == NOW - 10  # only rejections after the halt was lifted
 
 
 def test_blocking_alarm_makes_the_path_unhealthy():
@@ -295,3 +306,78 @@ def test_state_change_uses_a_conditional_write(health):
     state = runtime.recovery.state
     assert state.swap_status(HealthState(), report().status, dt.datetime.now(dt.UTC))
     assert not state.swap_status(HealthState(), report().status, dt.datetime.now(dt.UTC))
+
+
+def rejected_metric(health, minutes_ago, value=3):
+    """The processing function's own RetryMessageRejected metric, as its EMF lines publish it."""
+    health.aws.client("cloudwatch").put_metric_data(
+        Namespace=health.module.CONFIG.common.metrics_namespace,
+        MetricData=[
+            {
+                "MetricName": "RetryMessageRejected",
+                "Dimensions": [{"Name": "service", "Value": "processing"}],
+                "Timestamp": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago),
+                "Value": value,
+            }
+        ],
+    )
+
+
+def set_last_redrive(health, seconds_ago):
+    health.aws.client("dynamodb").put_item(
+        TableName=health.aws.table,
+        Item={
+            "id": {"S": health.module.CONFIG.state_item_id},
+            "status": {"S": "healthy"},
+            "version": {"N": "1"},
+            "lastRedriveAt": {"N": str(int(time.time()) - seconds_ago)},
+        },
+    )
+
+
+def empty_dlq(health):
+    sqs = health.aws.client("sqs")
+    url = health.aws.queue_url("FailedTransactionsQueueDlq")
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_poison_brought_back_by_a_redrive_halts_the_redrive_until_the_dlq_is_empty(health):
+    """A message the consumer rejected after the last redrive means the DLQ holds poison: no
+    more automatic redrives (one SNS message says so), until the DLQ has been seen empty."""
+    published = subscribe_probe(health)
+    set_last_redrive(health, COOLDOWN + 60)
+    fill_dlq(health)
+    rejected_metric(health, minutes_ago=10)  # after that redrive
+
+    first = health.scheduled()  # the stubber has no answers: a move-task call would fail
+    assert redrive_action(first) == {
+        "action": "redrive", "decision": "poison", "done": False, "halted": True
+    }  # fmt: skip
+    (announcement,) = [m for m in published() if m.get("event") == "dlq-redrive-halted"]
+    assert announcement["deadLetterQueueDepth"] == 3
+    assert redrive_action(health.scheduled())["decision"] == "halted"
+    assert [m for m in published() if m.get("event")] == []  # announced once
+    health.stubber.assert_no_pending_responses()
+
+    empty_dlq(health)  # an operator dealt with the poison
+    health.runtime.cached = None
+    lifted = health.scheduled()
+    assert redrive_action(lifted)["haltLifted"] is True
+
+    fill_dlq(health)  # new failures, long after: the old rejections do not count
+    expect_list(health)
+    expect_start(health)
+    state = state_item(health)
+    assert state["redriveHalted"]["BOOL"] is False
+    assert redrive_action(health.scheduled())["done"] is True
+
+
+def test_without_rejections_since_the_last_redrive_a_second_redrive_runs(health):
+    set_last_redrive(health, COOLDOWN + 60)
+    fill_dlq(health)
+    rejected_metric(health, minutes_ago=COOLDOWN // 60 + 30)  # before the last redrive
+    expect_list(health)
+    expect_start(health)
+    assert redrive_action(health.scheduled())["done"] is True

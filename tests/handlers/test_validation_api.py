@@ -84,10 +84,12 @@ def test_every_error_at_once_in_a_stable_order(validate):
     assert {d["field"] for d in details} == {
         "currency",
         "amount",
-        "unexpected",
+        "body",  # the unknown field, by count and position: never its submitted name
         "paymentToken",
         "merchantId",
     }
+    (unknown,) = [d for d in details if d["code"] == "unknown_fields"]
+    assert "position(s) 3" in unknown["message"] and "unexpected" not in response["body"]
     again = body_of(validate({"currency": 1, "amount": "", "unexpected": 1, "description": None}))
     assert again["error"]["details"] == details
 

@@ -86,12 +86,14 @@ def test_payment_rules_come_from_parameters_with_the_contract_defaults(
     assert not re.fullmatch(currencies["AllowedPattern"], "USD, EUR")
 
 
-def test_processing_environment_values(functions):
+def test_processing_environment_values(functions, naming):
     variables = functions["processing"]["Environment"]["Variables"]
     assert variables["TRANSACTIONS_TABLE"] == {"Ref": "TransactionsTable"}
     assert variables["FAILED_TRANSACTIONS_QUEUE_URL"] == {"Ref": "FailedTransactionsQueue"}
     assert variables["IDEMPOTENCY_TTL_SECONDS"] == "86400"
-    assert variables["PAYMENT_PROVIDER"] == "simulated"
+    assert variables["PAYMENT_PROVIDER"] == {"Ref": "PaymentProvider"}
+    assert variables["ACQUIRER_LEDGER_TABLE"] == f"acquirer-ledger-{naming.suffix}"
+    assert variables["MAX_PAYMENT_ATTEMPTS"] == "10"
 
 
 def test_health_environment_values(platform, functions):
@@ -177,30 +179,28 @@ def test_all_functions_share_one_zip_from_parameters(platform, functions):
 
 @pytest.mark.requirement("S001-TABLE")
 def test_table_schema(platform, naming):
-    _, table = one(platform, "AWS::DynamoDB::Table")
+    table = resources(platform, "AWS::DynamoDB::Table")["TransactionsTable"]
     p = props(table)
     assert p["TableName"] == f"transactions-{naming.suffix}"
     assert p["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert p["AttributeDefinitions"] == [
         {"AttributeName": "id", "AttributeType": "S"},
         {"AttributeName": "pendingShard", "AttributeType": "S"},
-        {"AttributeName": "receivedAt", "AttributeType": "S"},
+        {"AttributeName": "requeuedAt", "AttributeType": "S"},
     ]
     assert p["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
-def test_pending_index_is_sparse_and_projects_only_what_a_retry_needs(platform):
-    _, table = one(platform, "AWS::DynamoDB::Table")
+def test_pending_index_is_sparse_keys_only_least_recently_requeued_first(platform):
+    table = resources(platform, "AWS::DynamoDB::Table")["TransactionsTable"]
     (index,) = props(table)["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "pending-by-age"
+    assert index["IndexName"] == "pending-by-requeue"
     assert index["KeySchema"] == [
         {"AttributeName": "pendingShard", "KeyType": "HASH"},
-        {"AttributeName": "receivedAt", "KeyType": "RANGE"},
+        {"AttributeName": "requeuedAt", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {
-        "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["amount", "currency", "paymentToken", "merchantId", "description"],
-    }
+    # Keys only: the sweeper sends a transaction id; no payment data is copied into the index.
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     # On demand: no throughput settings on the index either.
     assert "ProvisionedThroughput" not in index
 
@@ -310,7 +310,6 @@ def test_processing_role_is_exactly_the_contract(platform):
         ("dynamodb:GetItem", "TransactionsTable"),
         ("dynamodb:PutItem", "TransactionsTable"),
         ("dynamodb:UpdateItem", "TransactionsTable"),
-        ("dynamodb:DeleteItem", "TransactionsTable"),
         ("sqs:SendMessage", "FailedTransactionsQueue"),
         ("sqs:ReceiveMessage", "FailedTransactionsQueue"),
         ("sqs:DeleteMessage", "FailedTransactionsQueue"),
@@ -337,7 +336,7 @@ def test_health_role_is_exactly_the_contract(platform, functions):
             ("dynamodb:GetItem", "TransactionsTable"),
             ("dynamodb:PutItem", "TransactionsTable"),
             ("dynamodb:UpdateItem", "TransactionsTable"),
-            ("dynamodb:Query", "TransactionsTable/index/pending-by-age"),
+            ("dynamodb:Query", "TransactionsTable/index/pending-by-requeue"),
             ("sqs:GetQueueAttributes", "FailedTransactionsQueue"),
             ("sqs:GetQueueAttributes", "FailedTransactionsQueueDlq"),
             ("sqs:StartMessageMoveTask", "FailedTransactionsQueueDlq"),

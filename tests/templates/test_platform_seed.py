@@ -233,15 +233,17 @@ def test_health_monitor_runs_on_a_schedule(platform):
 
 @pytest.mark.requirement("S001-TABLE", "S001-ON-DEMAND", "S001-PITR", "S001-SELF-HEALING")
 def test_table_is_on_demand_with_pitr_and_stack_key(platform):
-    _, table = one(platform, "AWS::DynamoDB::Table")
-    p = props(table)
-    assert p["BillingMode"] == "PAY_PER_REQUEST"
-    assert "ProvisionedThroughput" not in p
-    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert p["SSESpecification"]["SSEEnabled"] is True
-    assert p["SSESpecification"]["SSEType"] == "KMS"
-    assert p["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["StackKey", "Arn"]}
-    assert p["TimeToLiveSpecification"]["Enabled"] is True
+    tables = resources(platform, "AWS::DynamoDB::Table")
+    assert "TransactionsTable" in tables
+    for table in tables.values():  # the acquirer's ledger too, when it exists
+        p = props(table)
+        assert p["BillingMode"] == "PAY_PER_REQUEST"
+        assert "ProvisionedThroughput" not in p
+        assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert p["SSESpecification"]["SSEEnabled"] is True
+        assert p["SSESpecification"]["SSEType"] == "KMS"
+        assert p["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["StackKey", "Arn"]}
+    assert props(tables["TransactionsTable"])["TimeToLiveSpecification"]["Enabled"] is True
 
 
 def dimension_names(alarm: dict) -> set[str]:

@@ -13,11 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from handlers.aws_errors import AWS_CALL_ERRORS, error_code
-from handlers.config import HealthConfig
+from handlers.config import PROCESSING_SERVICE, HealthConfig
 
 # A few retries waiting is normal operation; beyond this the backlog is news.
 RETRY_BACKLOG_LIMIT = 100
-# Share of failed invocations of the processing function that marks it degraded.
+# Share of failed invocations (or of deferred retries) of the processing function that marks
+# it degraded, and closes the gate of the DLQ redrive and the stuck-payment sweeper.
 ERROR_RATE_LIMIT = 0.05
 ERROR_RATE_WINDOW = dt.timedelta(minutes=15)
 
@@ -109,18 +110,21 @@ def queue_depth(clients: Clients, url: str) -> int:
 def blocking_and_firing_alarms(clients: Clients, config: HealthConfig) -> tuple[int, int]:
     """(alarms in ALARM that block a redrive, all alarms in ALARM).
 
-    Alarms on the DLQ's own metrics do not block: they fire because the DLQ
-    holds messages, which is exactly what a redrive resolves.
+    Asked for by name and as metric alarms only: the role may DescribeAlarms on the stack's
+    alarm ARNs, and AWS authorises a request that includes composite alarms only when the
+    permission is granted on `*` (the stack has no composite alarm to miss). Alarms on the
+    DLQ's own metrics do not block: they fire because the DLQ holds messages, which is
+    exactly what a redrive resolves.
     """
     dlq_name = config.dlq_arn.rsplit(":", 1)[-1]
     firing = blocking = 0
     names = list(config.alarm_names)
     for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
         pages = clients.cloudwatch.get_paginator("describe_alarms").paginate(
-            AlarmNames=names[start : start + 100], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            AlarmNames=names[start : start + 100], AlarmTypes=["MetricAlarm"]
         )
         for page in pages:
-            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+            for alarm in page.get("MetricAlarms", []):
                 if alarm.get("StateValue") != "ALARM":
                     continue
                 firing += 1
@@ -132,36 +136,95 @@ def blocking_and_firing_alarms(clients: Clients, config: HealthConfig) -> tuple[
     return blocking, firing
 
 
-def processing_error_rate(clients: Clients, config: HealthConfig, now: dt.datetime) -> float:
-    """Errors / invocations of the processing function over the recent window (0 if idle)."""
-
-    def query(query_id: str, metric: str) -> dict[str, Any]:
-        return {
-            "Id": query_id,
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": "AWS/Lambda",
-                    "MetricName": metric,
-                    "Dimensions": [
-                        {"Name": "FunctionName", "Value": config.processing_function_name}
-                    ],
-                },
-                "Period": int(ERROR_RATE_WINDOW.total_seconds()),
-                "Stat": "Sum",
-            },
-        }
-
+def _sums(
+    clients: Clients,
+    queries: dict[str, tuple[str, str, list[dict[str, str]]]],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> dict[str, float]:
+    """Id -> Sum over [start, end) of each (namespace, metric, dimensions), one call."""
+    period = max(60, -(-int((end - start).total_seconds()) // 60) * 60)
     response = clients.cloudwatch.get_metric_data(
-        MetricDataQueries=[query("errors", "Errors"), query("invocations", "Invocations")],
-        StartTime=now - ERROR_RATE_WINDOW,
-        # EndTime is exclusive: reach past now so the current minute counts.
-        EndTime=now + dt.timedelta(minutes=1),
+        MetricDataQueries=[
+            {
+                "Id": query_id,
+                "MetricStat": {
+                    "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+                    "Period": period,
+                    "Stat": "Sum",
+                },
+            }
+            for query_id, (namespace, metric, dims) in queries.items()
+        ],
+        StartTime=start,
+        EndTime=end,
     )
-    totals = {
+    return {
         result["Id"]: sum(result.get("Values", [])) for result in response["MetricDataResults"]
-    }
-    invocations = totals.get("invocations", 0.0)
-    return totals.get("errors", 0.0) / invocations if invocations else 0.0
+    }  # fmt: skip
+
+
+def _own_metric(config: HealthConfig, metric: str) -> tuple[str, str, list[dict[str, str]]]:
+    """One of the processing function's own (EMF) metrics."""
+    dims = [{"Name": "service", "Value": PROCESSING_SERVICE}]
+    return (config.common.metrics_namespace, metric, dims)
+
+
+@dataclass(frozen=True)
+class ProcessingRates:
+    """Failure rates of the processing function over the recent window."""
+
+    invocation_failures: float  # Lambda Errors + handled 5xx, per invocation
+    retry_failures: float  # deferred retries, per retry attempt
+
+    @property
+    def healthy(self) -> bool:
+        return max(self.invocation_failures, self.retry_failures) < ERROR_RATE_LIMIT
+
+
+def processing_rates(clients: Clients, config: HealthConfig, now: dt.datetime) -> ProcessingRates:
+    """What the gate sees of the processing path: Lambda's Errors (invocations that failed)
+    and the function's own metrics, which Lambda never counts: the 500s and 503s it answered
+    (ServerError, ServiceUnavailable) and the retries it deferred (RetryDeferred, reported as
+    batch item failures, which Lambda's Errors does not count either)."""
+    lambda_dims = [{"Name": "FunctionName", "Value": config.processing_function_name}]
+    totals = _sums(
+        clients,
+        {
+            "errors": ("AWS/Lambda", "Errors", lambda_dims),
+            "invocations": ("AWS/Lambda", "Invocations", lambda_dims),
+            "server": _own_metric(config, "ServerError"),
+            "unavailable": _own_metric(config, "ServiceUnavailable"),
+            "deferred": _own_metric(config, "RetryDeferred"),
+            "completed": _own_metric(config, "RetryCompleted"),
+        },
+        now - ERROR_RATE_WINDOW,
+        # EndTime is exclusive: reach past now so the current minute counts.
+        now + dt.timedelta(minutes=1),
+    )
+    failures = (
+        totals.get("errors", 0.0) + totals.get("server", 0.0) + totals.get("unavailable", 0.0)
+    )
+    invocations = max(totals.get("invocations", 0.0), failures)
+    deferred = totals.get("deferred", 0.0)
+    retries = deferred + totals.get("completed", 0.0)
+    return ProcessingRates(
+        invocation_failures=failures / invocations if invocations else 0.0,
+        retry_failures=deferred / retries if retries else 0.0,
+    )
+
+
+def rejected_messages(
+    clients: Clients, config: HealthConfig, since: dt.datetime, now: dt.datetime
+) -> float:
+    """How many queue messages the processing function rejected (RetryMessageRejected)."""
+    totals = _sums(
+        clients,
+        {"rejected": _own_metric(config, "RetryMessageRejected")},
+        since,
+        now + dt.timedelta(minutes=1),
+    )
+    return totals.get("rejected", 0.0)
 
 
 def check_health(clients: Clients, config: HealthConfig, now: dt.datetime) -> HealthReport:
@@ -196,8 +259,8 @@ def check_health(clients: Clients, config: HealthConfig, now: dt.datetime) -> He
         components["alarms"] = State.UNAVAILABLE
         problems.append(_problem("alarms", error))
     try:
-        rate = processing_error_rate(clients, config, now)
-        components["processing"] = State.OK if rate < ERROR_RATE_LIMIT else State.DEGRADED
+        rates = processing_rates(clients, config, now)
+        components["processing"] = State.OK if rates.healthy else State.DEGRADED
     except AWS_CALL_ERRORS as error:
         components["processing"] = State.UNAVAILABLE
         problems.append(_problem("processing", error))

@@ -1,114 +1,54 @@
-"""Request idempotency with Powertools: the `Idempotency-Key` header, stored in DynamoDB.
+"""Idempotency keys as a payments API people trust does them (Stripe's model).
 
-The first final answer (201) for a key is stored and returned for every
-repeat; the same key with a different payment is refused. A 202 (queued) is
-not a final answer: it raises through Powertools, which deletes the record,
-so a repeat resumes the same transaction and returns its outcome once known.
-Powertools' idempotency package is imported on first use: the queue path of
-the function never needs it.
+A key is scoped to the caller (API Gateway's `requestContext.identity.apiKeyId`, the id of
+the API key, never its value) and the merchant of the request: two callers, or two merchants
+of one caller, never collide. The first request with a key binds it, atomically with the
+transaction row it creates (`TransactionStore.bind`); from then on the same key with the same
+body replays the payment's current state and runs nothing again, and with a different body
+is refused (422), whatever state the payment is in. A binding is kept
+`IDEMPOTENCY_TTL_SECONDS` (at least 24 h); the transaction itself is kept for good.
+
+Powertools' idempotency utility is not used: it deletes its record when the function raises
+and replays a stored response, where this contract binds a key to a durable transaction and
+replays that transaction's current state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
 
-from handlers.payments.service import PaymentQueuedError
-from handlers.payments.validation import Payment
+from handlers.payments import cards
 
-# Records are `id = "payment-request#<hash of the key>"`, beside the transactions.
-KEY_PREFIX = "payment-request"
-
-
-class IdempotencyKeyReusedError(Exception):
-    """The key was already used with a different request body."""
-
-
-class RequestInProgressError(Exception):
-    """Another request with the same key is being processed right now."""
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,128}")
+# Keys are at least a day old before they can be bound again (docs/handlers.md).
+MIN_RETENTION_SECONDS = 24 * 3600
+KEY_ITEM_PREFIX = "idem_"
 
 
-class IdempotencyStoreUnavailableError(Exception):
-    """The idempotency records could not be read or written; the client should retry."""
+class KeyReusedError(Exception):
+    """The key is bound to a request with a different body."""
 
 
-Accept = Callable[[str, Payment], dict[str, Any]]
+def valid_idempotency_key(key: str) -> bool:
+    """True for 8-128 letters, digits, '_' or '-' (a UUID fits) that are not a card number."""
+    return bool(KEY_PATTERN.fullmatch(key)) and not cards.contains_pan(key)
 
 
-class IdempotentAcceptor:
-    """Runs `accept(key, payment)` at most once per key, replaying its answer."""
+@dataclass(frozen=True)
+class KeyScope:
+    """An idempotency key within its scope: the caller and the merchant."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str, ttl_seconds: int, accept: Accept):
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
+    caller: str
+    merchant_id: str
+    key: str
 
-        self._config = IdempotencyConfig(
-            event_key_jmespath="idempotencyKey",
-            payload_validation_jmespath="payment",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=ttl_seconds,
-        )
-        persistence = DynamoDBPersistenceLayer(
-            table_name=table_name,
-            key_attr="id",
-            expiry_attr="expiration",
-            boto3_client=dynamodb_client,
-        )
-
-        @idempotent_function(
-            data_keyword_argument="request",
-            persistence_store=persistence,
-            config=self._config,
-            key_prefix=KEY_PREFIX,
-        )
-        def run(request: dict[str, Any], payment: Payment) -> dict[str, Any]:
-            return accept(request["idempotencyKey"], payment)
-
-        self._run = run
-
-    def __call__(
-        self, idempotency_key: str, payment: Payment, lambda_context: Any
-    ) -> dict[str, Any]:
-        """The answer for this key: computed now, or replayed from the first request."""
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            IdempotencyAlreadyInProgressError,
-            IdempotencyPersistenceLayerError,
-            IdempotencyValidationError,
-        )
-
-        # The in-progress record expires when this invocation would time out, so a
-        # request cut short by a timeout does not block its key until the TTL.
-        self._config.register_lambda_context(lambda_context)
-        request = {"idempotencyKey": idempotency_key, "payment": payment.to_dict()}
-        try:
-            return self._run(request=request, payment=payment)
-        except IdempotencyValidationError as error:
-            raise IdempotencyKeyReusedError("key reused with a different request") from error
-        except IdempotencyAlreadyInProgressError as error:
-            raise RequestInProgressError("a request with this key is in progress") from error
-        except IdempotencyPersistenceLayerError as error:
-            queued = _queued_payment(error)
-            if queued is not None:
-                # The payment is on the retry queue; only forgetting the in-progress key
-                # failed (it expires with this invocation). The truthful answer is still 202.
-                raise queued from error
-            raise IdempotencyStoreUnavailableError("idempotency store unavailable") from error
-
-
-def _queued_payment(error: BaseException) -> PaymentQueuedError | None:
-    """The PaymentQueuedError behind a persistence error, if the payment was queued.
-
-    Powertools raises its persistence error while handling the function's exception
-    (when deleting the in-progress record fails), so the queued error is in the chain.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, PaymentQueuedError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    @property
+    def item_id(self) -> str:
+        """The binding's item id: a hash of the scope, so the table never holds a client's key
+        (base32, digits 2-7 only, so an id never resembles a card number)."""
+        scope = "\x1f".join((self.caller, self.merchant_id, self.key)).encode()
+        digest = hashlib.sha256(b"payment-platform/idempotency-key\x1f" + scope).digest()
+        return KEY_ITEM_PREFIX + base64.b32encode(digest).decode().rstrip("=").lower()

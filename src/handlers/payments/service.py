@@ -1,195 +1,217 @@
-"""Processing a payment: the one flow the API and the retry queue both run.
+"""The payment flows: accepting a request (the API) and retrying one (the queue consumer).
 
-The transaction id is derived from the client's idempotency key, so every
-retry of a request, whichever path it takes (the same key again, the queue,
-a redrive from the DLQ), lands on the same transaction and the same provider
-idempotency key. A charge can be attempted many times; it happens once.
+Both run the same attempt: charge the acquirer with the transaction id as its idempotency
+key, then record the outcome with a conditional write. Crash anywhere and nothing is lost or
+doubled: the row exists before the first charge (no charge without a stored transaction), the
+acquirer's ledger returns its first decision to whoever asks again, and the sweeper re-queues
+any pending row nobody has touched for a while. Every attempt is claimed in the row first,
+so the provider is called at most `max_attempts` times per payment, after which the payment
+waits in NEEDS_REVIEW for an operator.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import hashlib
-import json
-import re
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from enum import StrEnum
 
-from handlers.aws_errors import AWS_CALL_ERRORS, is_transient
-from handlers.payments import cards
-from handlers.payments.provider import ChargeRequest, PaymentProvider, ProviderUnavailableError
-from handlers.payments.store import StoreUnavailableError, Transaction, TransactionStore
-from handlers.payments.validation import (
-    ISO_4217_MINOR_UNITS,
-    Payment,
-    PaymentValidationError,
-    ValidationRules,
-    payment_from_dict,
+from handlers.payments.idempotency import KeyReusedError, KeyScope
+from handlers.payments.provider import (
+    PaymentProvider,
+    ProviderConflictError,
+    ProviderUnavailableError,
 )
-
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,128}")
-# base32 of 20 bytes: letters and the digits 2-7, so an id never resembles a card number.
-TRANSACTION_ID_PATTERN = re.compile(r"txn_[a-z2-7]{32}")
-RETRY_MESSAGE_VERSION = 1
-
-
-class TransactionConflictError(Exception):
-    """The idempotency key already belongs to a different payment."""
-
-
-class QueueUnavailableError(Exception):
-    """The retry queue refused the message; the client must retry (never a false 202)."""
-
-
-class PaymentQueuedError(Exception):
-    """The payment hit a transient failure and waits on the retry queue (answered 202)."""
-
-    def __init__(self, transaction_id: str) -> None:
-        super().__init__("payment queued for retry")
-        self.transaction_id = transaction_id
+from handlers.payments.retry_queue import QueueUnavailableError, RetryMessage, RetryQueue
+from handlers.payments.store import (
+    REVIEW_ATTEMPTS_EXHAUSTED,
+    REVIEW_PROVIDER_CONFLICT,
+    BoundKey,
+    StoreUnavailableError,
+    Transaction,
+    TransactionStatus,
+    TransactionStore,
+    new_transaction_id,
+)
+from handlers.payments.validation import Payment
 
 
-class InvalidRetryMessageError(ValueError):
-    """A queue message that is not a retry this platform wrote."""
+class NotAcceptedError(Exception):
+    """Nothing was recorded or the record could not be read: 503, retry with the same key."""
 
 
-def valid_idempotency_key(key: str) -> bool:
-    """True for 8-128 letters, digits, '_' or '-' (a UUID fits) that are not a card number."""
-    return bool(IDEMPOTENCY_KEY_PATTERN.fullmatch(key)) and not cards.contains_pan(key)
+class AttemptDeferredError(Exception):
+    """An attempt hit a transient failure (acquirer or table); the payment stays pending."""
 
 
-def transaction_id_for(idempotency_key: str) -> str:
-    """The transaction id of a request: a hash of its idempotency key, stable across retries."""
-    digest = hashlib.sha256(b"payment-platform/transaction/" + idempotency_key.encode()).digest()
-    return "txn_" + base64.b32encode(digest[:20]).decode().lower()
+class RetryDeferredError(Exception):
+    """A queued retry failed transiently: the message must be delivered again."""
 
 
-def process_payment(
-    transaction_id: str, payment: Payment, store: TransactionStore, provider: PaymentProvider
-) -> Transaction:
-    """Record, charge once, and store the outcome; resumes a transaction left RECEIVED.
-
-    Raises StoreUnavailableError or ProviderUnavailableError on a transient
-    failure: nothing is then lost, the same call may simply be repeated.
-    """
-    request_hash = payment.fingerprint()
-    if not store.create(transaction_id, payment, request_hash):
-        existing = store.get(transaction_id)
-        if existing is None:
-            raise RuntimeError("transaction vanished between a failed create and a read")
-        if existing.request_hash != request_hash:
-            raise TransactionConflictError("idempotency key reused for a different payment")
-        if existing.status.terminal:
-            return existing
-    result = provider.charge(
-        ChargeRequest(
-            idempotency_key=transaction_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            payment_token=payment.payment_token,
-            merchant_id=payment.merchant_id,
-        )
-    )
-    completed = store.complete(transaction_id, result)
-    if completed is not None:
-        return completed
-    # Another attempt completed it first (same provider key, so the same result).
-    winner = store.get(transaction_id)
-    if winner is None:
-        raise RuntimeError("transaction vanished after it was completed")
-    return winner
+class UnknownTransactionError(Exception):
+    """A retry message for a transaction this table does not hold."""
 
 
 @dataclass(frozen=True)
-class RetryMessage:
-    """What the retry queue carries: the transaction id and the normalised payment.
+class Payments:
+    """What the flows need: the table, the acquirer, the retry queue, the attempt cap."""
 
-    Only what a retry needs: the token (never a card number), amount,
-    currency, merchant and description. No headers, no client data beyond it.
-    """
+    store: TransactionStore
+    provider: PaymentProvider
+    queue: RetryQueue
+    max_attempts: int
 
-    transaction_id: str
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """A validated payment and the idempotency key it came with, from one caller."""
+
+    caller: str
+    key: str
     payment: Payment
 
-    def to_json(self) -> str:
-        """The message body."""
-        return json.dumps(
-            {
-                "version": RETRY_MESSAGE_VERSION,
-                "transactionId": self.transaction_id,
-                "payment": self.payment.to_dict(),
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, body: str, rules: ValidationRules) -> RetryMessage:
-        """Parse and validate a message body again (never trust the queue either)."""
-        try:
-            data: Any = json.loads(body)
-        except (ValueError, RecursionError) as error:
-            raise InvalidRetryMessageError("message body is not JSON") from error
-        if not isinstance(data, dict) or data.get("version") != RETRY_MESSAGE_VERSION:
-            raise InvalidRetryMessageError("message is not a version 1 retry")
-        transaction_id = data.get("transactionId")
-        if not isinstance(transaction_id, str) or not TRANSACTION_ID_PATTERN.fullmatch(
-            transaction_id
-        ):
-            raise InvalidRetryMessageError("message has no valid transaction id")
-        try:
-            payment = payment_from_dict(data.get("payment"), accepted_payment_rules(rules))
-        except PaymentValidationError as error:
-            raise InvalidRetryMessageError(f"message payment is invalid: {error}") from error
-        return cls(transaction_id=transaction_id, payment=payment)
+    @property
+    def scope(self) -> KeyScope:
+        return KeyScope(caller=self.caller, merchant_id=self.payment.merchant_id, key=self.key)
 
 
-def accepted_payment_rules(rules: ValidationRules) -> ValidationRules:
-    """The rules a queued retry is checked against: shape, ISO 4217 and card data, but not
-    the configurable limits. The payment was accepted (202) under the limits of that day;
-    a later change of MaxPaymentAmount or AllowedCurrencies must not strand it."""
-    return dataclasses.replace(
-        rules,
-        max_amount=Decimal("Infinity"),
-        allowed_currencies=frozenset(ISO_4217_MINOR_UNITS),
-    )
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to a request: the transaction as it stands, and how it got there."""
+
+    transaction: Transaction
+    replayed: bool = False  # the key was bound already: nothing ran again
+    queued: bool = False  # a transient failure: waiting for a retry
+    message_sent: bool = False  # the retry message went out (else the sweeper sends one)
 
 
-class RetryQueue:
-    """Sends payments that hit a transient failure to the failed-transactions queue."""
+def accept_payment(request: PaymentRequest, payments: Payments) -> Accepted:
+    """Bind the key and record the payment, then make the first attempt.
 
-    def __init__(self, client: Any, queue_url: str) -> None:
-        self._client = client
-        self._url = queue_url
-
-    def send(self, message: RetryMessage) -> None:
-        """Enqueue; QueueUnavailableError when SQS is transiently unavailable."""
-        try:
-            self._client.send_message(QueueUrl=self._url, MessageBody=message.to_json())
-        except AWS_CALL_ERRORS as error:
-            if is_transient(error):
-                raise QueueUnavailableError("the retry queue is unavailable") from error
-            raise
-
-
-def accept_payment(
-    idempotency_key: str,
-    payment: Payment,
-    store: TransactionStore,
-    provider: PaymentProvider,
-    queue: RetryQueue,
-) -> dict[str, Any]:
-    """Process a request; on a transient failure queue it and raise PaymentQueuedError.
-
-    If the queue refuses too, QueueUnavailableError propagates: the client is
-    told to retry (5xx), and a retry with the same key resumes the same
-    transaction, whatever state it was left in.
+    NotAcceptedError when nothing could be recorded (the client retries: the key is free);
+    KeyReusedError when the key is bound to another body. A key bound to this body replays
+    the transaction's current state and runs nothing.
     """
-    transaction_id = transaction_id_for(idempotency_key)
     try:
-        return process_payment(transaction_id, payment, store, provider).public()
-    except (StoreUnavailableError, ProviderUnavailableError) as error:
-        queue.send(RetryMessage(transaction_id=transaction_id, payment=payment))
-        raise PaymentQueuedError(transaction_id) from error
+        bound = payments.store.bind(request.scope, request.payment, new_transaction_id())
+    except StoreUnavailableError as error:
+        raise NotAcceptedError("the payment could not be recorded") from error
+    if isinstance(bound, BoundKey):
+        return _replay(bound, request, payments.store)
+    try:
+        return Accepted(run_attempt(bound, payments))
+    except AttemptDeferredError:
+        return park(bound, payments)
+    except ProviderConflictError:
+        try:
+            return Accepted(_review(bound, REVIEW_PROVIDER_CONFLICT, payments.store))
+        except StoreUnavailableError:
+            return park(bound, payments)  # the consumer's attempt will meet the same refusal
+
+
+def _replay(bound: BoundKey, request: PaymentRequest, store: TransactionStore) -> Accepted:
+    if bound.request_hash != request.payment.fingerprint():
+        raise KeyReusedError("the key is bound to a different request")
+    try:
+        transaction = store.get(bound.transaction_id)
+    except StoreUnavailableError as error:
+        raise NotAcceptedError("the bound payment could not be read") from error
+    if transaction is None:
+        raise RuntimeError("a bound key without its transaction (they are written together)")
+    return Accepted(transaction, replayed=True)
+
+
+def run_attempt(transaction: Transaction, payments: Payments) -> Transaction:
+    """Charge once and record the outcome. AttemptDeferredError on a transient failure
+    (nothing is lost: the row stays pending and the acquirer remembers any charge)."""
+    try:
+        result = payments.provider.charge(transaction.charge_request())
+    except ProviderUnavailableError as error:
+        raise AttemptDeferredError("the acquirer did not answer") from error
+    try:
+        completed = payments.store.complete(transaction.id, result)
+        if completed is not None:
+            return completed
+        # Another attempt finished it first (same acquirer key, so the same decision).
+        winner = payments.store.get(transaction.id)
+    except StoreUnavailableError as error:
+        raise AttemptDeferredError("the outcome could not be recorded") from error
+    if winner is None:
+        raise RuntimeError("a transaction vanished after it was completed")
+    return winner
+
+
+def park(transaction: Transaction, payments: Payments) -> Accepted:
+    """Mark the payment QUEUED and send its retry message. Either may fail: the row is
+    pending either way, so the sweeper re-queues it once it has waited STUCK_AFTER_SECONDS.
+    A payment another path finished meanwhile (its outcome was written, the answer lost) is
+    answered as it stands, with no message."""
+    current = transaction
+    try:
+        current = payments.store.mark_queued(transaction.id)
+    except StoreUnavailableError:
+        pass  # still send the message: it is what gets the payment retried soonest
+    if not current.status.pending:
+        return Accepted(current)
+    try:
+        payments.queue.send(RetryMessage(transaction.id))
+        sent = True
+    except QueueUnavailableError:
+        sent = False
+    return Accepted(current, queued=True, message_sent=sent)
+
+
+class RetryResult(StrEnum):
+    """What a queued retry did."""
+
+    COMPLETED = "completed"  # the outcome is recorded now
+    ALREADY_FINAL = "already-final"  # another path finished it; nothing ran
+    REVIEW = "review"  # attempts exhausted (or the acquirer refused the key): NEEDS_REVIEW
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """The result of one retry and the transaction after it."""
+
+    result: RetryResult
+    transaction: Transaction
+
+
+def retry_payment(transaction_id: str, payments: Payments) -> RetryOutcome:
+    """Claim an attempt and run it. RetryDeferredError: redeliver the message later;
+    UnknownTransactionError: no such transaction (the message goes to the DLQ)."""
+    store = payments.store
+    try:
+        claim = store.claim_attempt(transaction_id, payments.max_attempts)
+    except StoreUnavailableError as error:
+        raise RetryDeferredError("the attempt could not be claimed") from error
+    if claim.transaction is None:
+        raise UnknownTransactionError("no such transaction")
+    if claim.finished:
+        return RetryOutcome(RetryResult.ALREADY_FINAL, claim.transaction)
+    if claim.exhausted:
+        return _review_outcome(claim.transaction, REVIEW_ATTEMPTS_EXHAUSTED, store)
+    try:
+        return RetryOutcome(RetryResult.COMPLETED, run_attempt(claim.transaction, payments))
+    except AttemptDeferredError as error:
+        if claim.transaction.attempts < payments.max_attempts:
+            raise RetryDeferredError("the attempt failed transiently") from error
+        return _review_outcome(claim.transaction, REVIEW_ATTEMPTS_EXHAUSTED, store)
+    except ProviderConflictError:
+        return _review_outcome(claim.transaction, REVIEW_PROVIDER_CONFLICT, store)
+
+
+def _review_outcome(transaction: Transaction, reason: str, store: TransactionStore) -> RetryOutcome:
+    try:
+        reviewed = _review(transaction, reason, store)
+    except StoreUnavailableError as error:
+        raise RetryDeferredError("the review state could not be recorded") from error
+    done = RetryResult.REVIEW if reviewed.status is TransactionStatus.NEEDS_REVIEW else None
+    return RetryOutcome(done or RetryResult.ALREADY_FINAL, reviewed)
+
+
+def _review(transaction: Transaction, reason: str, store: TransactionStore) -> Transaction:
+    """Move to NEEDS_REVIEW, or the transaction as another path left it."""
+    reviewed = store.to_review(transaction.id, reason)
+    if reviewed is not None:
+        return reviewed
+    current = store.get(transaction.id)
+    return current if current is not None else transaction

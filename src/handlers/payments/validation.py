@@ -30,8 +30,6 @@ AMOUNT_PATTERN = re.compile(r"(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 # Control, format, surrogate, private-use, unassigned, line and paragraph separators.
 _NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-# Field names are echoed in errors only when they look like identifiers.
-_ECHOABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 REQUIRED_FIELDS = ("amount", "currency", "paymentToken", "merchantId")
 OPTIONAL_FIELDS = ("description",)
@@ -211,8 +209,8 @@ def _strings_in(value: Any) -> Iterator[str]:
 def parse_json_object(text: str) -> dict[str, Any]:
     """The body parsed as a JSON object, refused when it holds anything like a card number.
 
-    The raw text is scanned first (catches numbers and invalid JSON), then every
-    decoded string (catches card numbers hidden behind \\u escapes).
+    The raw text is scanned first (catches numbers, and digits split over several strings or
+    keys), then every decoded string and key when the text has escapes (`\\u0034`, `\\t`).
     """
     if cards.contains_pan(text):
         raise _card_data_error()
@@ -225,14 +223,16 @@ def parse_json_object(text: str) -> dict[str, Any]:
             object_pairs_hook=_no_duplicates,
         )
     except _DuplicateKeyError as error:
-        name = error.key if _ECHOABLE_NAME.fullmatch(error.key) else "body"
-        message = "The field appears more than once."
+        # Only our own field names are ever echoed: a submitted name may be anything.
+        name = error.key if error.key in KNOWN_FIELDS else "body"
+        message = "A field appears more than once."
         raise _body_error_for(name, "duplicate_field", message) from error
     except (ValueError, RecursionError) as error:
         raise _body_error("not_json", "The request body is not valid JSON.") from error
     if not isinstance(data, dict):
         raise _body_error("not_object", "The request body must be a JSON object.")
-    if "\\u" in text and any(cards.contains_pan(s) for s in _strings_in(data)):
+    # Escapes (`\\u0034`, `\\t`) can hide digits or separators from the raw scan.
+    if "\\" in text and any(cards.contains_pan(s) for s in _strings_in(data)):
         raise _card_data_error()
     return data
 
@@ -311,10 +311,14 @@ def _check_description(value: Any, rules: ValidationRules) -> _Checked:
 def validate_payment(data: dict[str, Any], rules: ValidationRules) -> Payment:
     """The normalised payment, or PaymentValidationError listing every problem."""
     errors: list[FieldError] = []
-    for name in data:
-        if name not in KNOWN_FIELDS:
-            shown = name if _ECHOABLE_NAME.fullmatch(name) else "body"
-            errors.append(FieldError(shown, "unknown_field", "This field is not allowed."))
+    # An unknown field is reported by count and position, never by its submitted name.
+    unknown = [str(position) for position, name in enumerate(data, 1) if name not in KNOWN_FIELDS]
+    if unknown:
+        message = (
+            f"{len(unknown)} field(s) not in the payment schema, at position(s) "
+            f"{', '.join(unknown)}; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}."
+        )
+        errors.append(FieldError("body", "unknown_fields", message))
     for name in REQUIRED_FIELDS:
         if name not in data:
             errors.append(FieldError(name, "missing", f"{name} is required."))
