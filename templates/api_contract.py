@@ -57,6 +57,8 @@ PAYMENT = {
     },
     "additionalProperties": False,
 }
+# The states of docs/handlers.md's state machine (handlers/payments/store.py).
+TRANSACTION_STATES = ["RECEIVED", "QUEUED", "SUCCEEDED", "DECLINED", "NEEDS_REVIEW"]
 TRANSACTION = {
     "type": "object",
     "description": "A stored transaction as its owner sees it (docs/handlers.md, states).",
@@ -70,8 +72,12 @@ TRANSACTION = {
         "updatedAt",
     ],
     "properties": {
-        "transactionId": {"type": "string"},
-        "status": {"type": "string", "description": "the transaction's state"},
+        "transactionId": {
+            "type": "string",
+            "pattern": "^txn_[a-z2-7]{32}$",
+            "description": "random, unrelated to the Idempotency-Key",
+        },
+        "status": {"type": "string", "enum": TRANSACTION_STATES},
         "amount": {"type": "string"},
         "currency": {"type": "string"},
         "merchantId": {"type": "string"},
@@ -80,20 +86,13 @@ TRANSACTION = {
         "updatedAt": {"type": "string", "format": "date-time"},
         "completedAt": {"type": "string", "format": "date-time"},
         "providerReference": {"type": "string"},
-        "reason": {"type": "string"},
+        "reason": {
+            "type": "string",
+            "description": "why declined (card_declined, insufficient_funds, invalid_token) "
+            "or in review (attempts_exhausted, provider_conflict)",
+        },
     },
-    "additionalProperties": True,
-}
-QUEUED = {
-    "type": "object",
-    "description": "Accepted after a transient failure: the payment waits on the retry queue.",
-    "required": ["transactionId", "status"],
-    "properties": {
-        "transactionId": {"type": "string"},
-        "status": {"type": "string", "enum": ["QUEUED"]},
-        "message": {"type": "string"},
-    },
-    "additionalProperties": True,
+    "additionalProperties": False,
 }
 VALIDATION_RESULT = {
     "type": "object",
@@ -124,7 +123,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "FunctionError": FUNCTION_ERROR,
     "Payment": PAYMENT,
     "Transaction": TRANSACTION,
-    "Queued": QUEUED,
     "ValidationResult": VALIDATION_RESULT,
     "ComponentState": COMPONENT_STATE,
     "Health": HEALTH,
@@ -180,15 +178,16 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
         answers=(
             Answer(
                 201,
-                "The transaction with its outcome; the same key and body again "
-                "replays it without charging twice.",
+                "The transaction with its outcome (SUCCEEDED or DECLINED). The same key "
+                "(scoped to the caller's API key and the merchant) with the same body "
+                "replays the current state and runs nothing (Idempotent-Replayed: true).",
                 "Transaction",
             ),
             Answer(
                 202,
-                "A transient failure (throttled table, provider timeout): the payment "
-                "is kept and retried from the queue; follow Location.",
-                "Queued",
+                "Recorded, outcome pending (RECEIVED or QUEUED: a transient failure, or a "
+                "replay of a payment in progress) or NEEDS_REVIEW; follow Location.",
+                "Transaction",
                 (LOCATION,),
             ),
             Answer(
@@ -196,18 +195,18 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
                 "Invalid body or field, or a missing, malformed or duplicate "
                 "Idempotency-Key; a card number in the body (card_data_not_allowed).",
             ),
-            Answer(
-                409,
-                "A request with the same key is in progress: retry after Retry-After.",
-                headers=(RETRY_AFTER,),
-            ),
+            Answer(403, "No caller: the request carries no API key id."),
             _TOO_LARGE,
-            Answer(422, "The Idempotency-Key was already used with a different body."),
+            Answer(
+                422,
+                "The Idempotency-Key is bound to a different body (after a 201, a 202, or "
+                "while pending).",
+            ),
             _INTERNAL,
             Answer(
                 503,
-                "Nothing was accepted (retry queue or idempotency store "
-                "unavailable): retry with the same key.",
+                "Nothing was recorded (the table refused the write): the key is free; "
+                "retry with the same key and body.",
                 headers=(RETRY_AFTER,),
             ),
         ),
@@ -217,7 +216,8 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
         answers=(
             Answer(200, "The transaction.", "Transaction"),
             Answer(400, "A malformed transactionId."),
-            Answer(404, "No such transaction (or not yours)."),
+            Answer(403, "No caller: the request carries no API key id."),
+            Answer(404, "No such transaction, or another caller's (the same answer)."),
             _INTERNAL,
         ),
     ),

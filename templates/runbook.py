@@ -60,9 +60,9 @@ REPLAY_SAFE = (
     "charges twice, and a different body under it is refused (422)."
 )
 NEEDS_REVIEW = (
-    "A payment the platform cannot finish on its own ends in the terminal NEEDS_REVIEW state "
-    "once the NEEDS_REVIEW state exists (visible through GET /payments/{id}): settle it with "
-    "the acquirer's records, never by charging again."
+    "A payment the platform cannot finish on its own (MAX_PAYMENT_ATTEMPTS provider calls, or "
+    "the acquirer refusing its id) ends in the terminal NEEDS_REVIEW state, visible through "
+    "GET /payments/{id}: settle it with the acquirer's records, never by charging again."
 )
 NEVER = (
     "Never purge the failed-transactions queue or its DLQ: each message is an accepted "
@@ -155,8 +155,8 @@ ENTRIES: tuple[Entry, ...] = (
         "API Gateway's 5XX are the functions' failures or its own 502/504.",
         causes=(
             "A function failing (its errors/server-errors alarm fires too).",
-            "503 from the processor: the retry queue or idempotency store is unavailable; "
-            "nothing was accepted, clients retry with the same key.",
+            "503 from the processor: the table refused the payment's first write; nothing "
+            "was recorded, clients retry with the same key.",
             "504: the integration timed out (29 s).",
         ),
         safe=(READ_HEALTH, REPLAY_SAFE, "Roll back the last deployment if it started then."),
@@ -209,6 +209,7 @@ ENTRIES: tuple[Entry, ...] = (
         causes=(
             "The acquirer is down or refusing for longer than the retries last (~15 min).",
             "A bug that fails every attempt for some payments.",
+            "A message the consumer rejects (platform-queue-message-rejected fires too).",
         ),
         safe=(
             "Fix the cause, then let the health monitor redrive the DLQ on its own (it does "
@@ -216,6 +217,42 @@ ENTRIES: tuple[Entry, ...] = (
             "console (Start DLQ redrive) to the failed-transactions queue.",
             DRY_RUN,
             NEEDS_REVIEW,
+        ),
+    ),
+    Entry(
+        alarm="platform-payment-needs-review",
+        first="Find the payments: the transactions table's items with status NEEDS_REVIEW "
+        "(or GET /payments/{id} for the transactionId in the processor's log line 'payment "
+        "needs review'), and read each one's reason.",
+        causes=(
+            "attempts_exhausted: the acquirer did not answer in MAX_PAYMENT_ATTEMPTS attempts "
+            "(an outage longer than the retries, or a token that always times out).",
+            "provider_conflict: the acquirer holds a different charge under the transaction "
+            "id (a bug or tampering; never expected).",
+        ),
+        safe=(
+            "Ask the acquirer for the charge under the transaction id (the simulated one: the "
+            "acquirer-ledger item with idempotencyKey = the transaction id). Charged: tell the "
+            "merchant it succeeded and record the reference; not charged: tell the merchant to "
+            "pay again with a new Idempotency-Key.",
+            NEEDS_REVIEW,
+        ),
+    ),
+    Entry(
+        alarm="platform-queue-message-rejected",
+        first="Read the processor's log lines 'queue message rejected' (they give the reason "
+        "only) and poll the DLQ without deleting: which messages are not retries of ours?",
+        causes=(
+            "A message this release does not write (an older version's format, a hand-sent "
+            "test message), or one naming a transaction the table does not hold.",
+            "Tampering with the queue (its policy allows this stack's functions only).",
+        ),
+        safe=(
+            "Keep a copy of the rejected messages for the incident, then delete exactly those "
+            "from the DLQ: the health monitor halts its automatic redrive while they are there "
+            "(one SNS message says so) and resumes once the DLQ is empty. Real payments never "
+            "wait on the DLQ: the sweeper re-queues every pending transaction from the table.",
+            DRY_RUN,
         ),
     ),
     Entry(

@@ -21,14 +21,22 @@ Each fix is one wrapper around one moto function, installed once by `emulator.in
 - S3 bucket policies: moto evaluates them without their Conditions, so a TLS-only Deny
   (aws:SecureTransport false) denies every request; the emulator stores resource policies and
   shows them through the APIs but evaluates none, as it evaluates no IAM policy;
-- ListStackResources: moto lists each resource whose condition is false, with empty ids.
+- ListStackResources: moto lists each resource whose condition is false, with empty ids;
+- DynamoDB item writes and transactions: moto checks a condition and then writes, without a
+  lock, and rolls a failed TransactWriteItems back by restoring copies of whole tables taken
+  before it ran, so under concurrent requests two conditional writes can both win and a
+  cancelled transaction erases other requests' committed items; here item operations run
+  one at a time (DynamoDB's per-item atomicity) and a failed transaction restores only the
+  items it names.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +44,7 @@ import yaml
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
+from moto.dynamodb import models as dynamodb_models
 from moto.iam.access_control import PermissionResult
 from moto.kms.models import Key
 from moto.s3.models import FakeBucket
@@ -472,6 +481,75 @@ def patch_bucket_permission(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_permission
 
 
+# -- DynamoDB --------------------------------------------------------------------------------------
+# One lock for every item operation of every table: coarser than DynamoDB's per-item
+# atomicity, never weaker.
+_ITEM_LOCK = threading.RLock()
+ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item")
+
+
+def patch_atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _ITEM_LOCK:
+            return original(self, *args, **kwargs)
+
+    return atomic
+
+
+class _NoTableCopies:
+    """moto's `copy` module while a transaction runs: tables are not copied (see below)."""
+
+    @staticmethod
+    def deepcopy(value: Any, *args: Any) -> Any:
+        return value if isinstance(value, dynamodb_models.Table) else copy.deepcopy(value, *args)
+
+
+def _touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple]:
+    """(table, hash key, a copy of the item or None) for each item a transaction names."""
+    saved = []
+    for entry in transact_items:
+        ((kind, operation),) = entry.items()
+        table = backend.tables.get(operation.get("TableName"))
+        if table is None:
+            continue
+        attributes = operation["Item"] if kind == "Put" else operation["Key"]
+        if table.range_key_attr is not None:
+            raise NotImplementedError("transactions on tables with a sort key are not emulated")
+        key = dynamodb_models.DynamoType(attributes[table.hash_key_attr])
+        saved.append((table, key, copy.deepcopy(table.items.get(key))))
+    return saved
+
+
+def patch_transact_write_items(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        with _ITEM_LOCK:
+            saved = _touched_items(self, transact_items)
+            dynamodb_models.copy = _NoTableCopies  # type: ignore[assignment]
+            try:
+                return original(self, transact_items)
+            except Exception:
+                for table, key, item in saved:
+                    if item is None:
+                        table.items.pop(key, None)
+                    else:
+                        table.items[key] = item
+                raise
+            finally:
+                dynamodb_models.copy = copy
+
+    return transact_write_items
+
+
+def install_dynamodb_atomicity() -> None:
+    """The DynamoDB fix alone (the handler tests install it for their in-process moto)."""
+    backend = dynamodb_models.DynamoDBBackend
+    for name in ITEM_OPERATIONS:
+        once(backend, name, patch_atomic)
+    once(backend, "transact_write_items", patch_transact_write_items)
+
+
 def install() -> list[str]:
     """Install every fix (idempotent); what was fixed, one line each."""
     once(Key, "create_from_cloudformation_json", patch_kms_key)
@@ -490,6 +568,7 @@ def install() -> list[str]:
     once(cfn_models.CloudFormationBackend, "delete_stack", patch_delete_stack)
     once(Queue, "_set_attributes", patch_queue_attributes)
     once(FakeBucket, "get_permission", patch_bucket_permission)
+    install_dynamodb_atomicity()
     return [
         "AWS::KMS::Key tags in the template's Key/Value shape",
         "Fn::Cidr",
@@ -501,4 +580,5 @@ def install() -> list[str]:
         "a failed delete leaves the stack DELETE_FAILED",
         "SQS SetQueueAttributes keeps the queue policy",
         "S3 bucket policies stored, not evaluated",
+        "DynamoDB item operations atomic, transactions roll back only their own items",
     ]

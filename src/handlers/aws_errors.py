@@ -36,7 +36,9 @@ def error_code(error: Exception) -> str | None:
 
 
 def is_transient(error: Exception) -> bool:
-    """True for throttling, AWS 5xx and connection problems."""
+    """True for throttling, AWS 5xx (whatever code the body gives, even none) and
+    connection problems."""
     if isinstance(error, ClientError):
-        return error_code(error) in TRANSIENT_ERROR_CODES
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(error) in TRANSIENT_ERROR_CODES or status >= 500
     return isinstance(error, (ConnectionError, HTTPClientError))

@@ -146,7 +146,7 @@ def test_an_expired_binding_no_longer_holds_the_key(processing):
 
 
 @pytest.mark.parametrize("token", ["tok_test_approve", "tok_test_decline", "tok_test_flaky"])
-def test_same_request_from_concurrent_environments(processing, token, atomic_item_writes):
+def test_same_request_from_concurrent_environments(processing, token):
     key = new_key()
     payment = validate_payment(payment_body(paymentToken=token), RULES)
     environments = [processing.environment() for _ in range(THREADS)]
@@ -167,7 +167,7 @@ def test_same_request_from_concurrent_environments(processing, token, atomic_ite
     assert len(processing.aws.scan_ids("idem_")) == 1
 
 
-def test_concurrent_requests_with_different_bodies_one_wins(processing, atomic_item_writes):
+def test_concurrent_requests_with_different_bodies_one_wins(processing):
     key = new_key()
     environments = [processing.environment() for _ in range(THREADS)]
     start = threading.Barrier(THREADS)
@@ -188,7 +188,7 @@ def test_concurrent_requests_with_different_bodies_one_wins(processing, atomic_i
     assert len(processing.aws.scan_ids("txn_")) == 1
 
 
-def test_core_flow_racing_itself_completes_once(processing, atomic_item_writes):
+def test_core_flow_racing_itself_completes_once(processing):
     """The API, the queue consumer, a redrive and the sweeper attempting the same transaction
     at once, from separate environments: one outcome, one charge."""
     payment = validate_payment(payment_body(), RULES)

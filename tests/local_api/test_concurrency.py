@@ -36,9 +36,6 @@ THREADS = 16
 THROTTLE_PROBABILITY = 0.05
 RETRYABLE = {409, 429, 503}
 ACCEPTED = {201, 202}
-# issue 8, defect 1 (not fixed on main yet): after a 202 the key is free again, so its
-# other body can be charged too. Seen only that way, this test reports XFAIL, not a pass.
-KNOWN_DEFECT = "issue 8 defect 1: a key reused with another body after a 202 was charged"
 TOKENS = ["tok_test_approve"] * 6 + ["tok_test_decline", "tok_test_flaky"]
 
 
@@ -113,13 +110,14 @@ def test_no_payment_is_lost_or_charged_twice(served, second_api_key, fast_redeli
             assert payment.key in other_bodies, answer.body
     # Each key was accepted, and names exactly one transaction, however often it was sent.
     assert set(accepted) == {p.key for p in payments}
+    # No reused key was ever accepted with its other body (issue 8, defect 1).
     charged_both = [key for key, by_body in accepted.items() if len(by_body) > 1]
+    assert not charged_both, charged_both
     assert all(len(ids) == 1 for by_body in accepted.values() for ids in by_body.values())
 
     # None lost: every accepted payment reaches a terminal state its caller can read.
     owners = {p.key: p.api_key for p in payments}
-    # (A key charged with both bodies is issue 8's known defect, reported below.)
-    settled = {key: by_body for key, by_body in accepted.items() if key not in charged_both}
+    settled = accepted
     pending = {
         (key, amount): next(iter(ids))
         for key, by_body in settled.items()
@@ -151,5 +149,3 @@ def test_no_payment_is_lost_or_charged_twice(served, second_api_key, fast_redeli
         f"\nconcurrency: {len(jobs)} requests, final statuses {dict(sorted(statuses.items()))}, "
         f"{throttling.injected} of {throttling.calls} writes throttled"
     )
-    if charged_both:
-        pytest.xfail(f"{KNOWN_DEFECT} ({len(charged_both)} of {REUSED_KEYS} keys)")
