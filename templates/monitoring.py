@@ -307,6 +307,8 @@ def table_operations(table: Table, functions: Sequence[LambdaFunction]) -> list[
                 service, _, operation = str(action.JSONrepr()).partition(":")
                 if service == "dynamodb" and operation in DATA_OPERATIONS:
                     granted.add(operation)
+                if service == "dynamodb" and operation in TRANSACTION_AUTHORISED_BY:
+                    granted.add("TransactWriteItems")  # the processing function's key binding
     return [operation for operation in DATA_OPERATIONS if operation in granted]
 
 

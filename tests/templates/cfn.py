@@ -151,3 +151,16 @@ def supports_tags(type_name: str) -> bool:
     """Whether CloudFormation lets this resource type carry Tags."""
     schema = _schemas().get(type_name)
     return bool(schema) and "Tags" in schema.get("properties", {})
+
+
+def table_named_by_arn(template: dict, text) -> str | None:
+    """The logical id of this template's table whose ARN `text` (a plain Fn::Sub string)
+    builds from its declared TableName (a grant that must be valid whether or not a
+    conditional table exists)."""
+    prefix = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
+    if not isinstance(text, str) or not text.startswith(prefix):
+        return None
+    for logical_id, table in resources(template, "AWS::DynamoDB::Table").items():
+        if props(table).get("TableName") == text.removeprefix(prefix):
+            return logical_id
+    return None

@@ -11,6 +11,8 @@ from tests.templates.cfn import as_list, props, refs_to, resources, role_stateme
 from tests.templates.platform_rules import target
 
 # The DynamoDB operations CloudWatch publishes SystemErrors for (dimension Operation).
+# TransactWriteItems has no IAM action: a role may call it when granted any of these.
+TRANSACTION_AUTHORISED_BY = {"PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"}
 DATA_OPERATIONS = {
     "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
     "BatchWriteItem", "TransactGetItems", "TransactWriteItems", "ExecuteStatement",
@@ -78,6 +80,8 @@ def granted_operations(platform: dict, table_id: str) -> set[str]:
                 service, _, operation = action.partition(":")
                 if service == "dynamodb" and operation in DATA_OPERATIONS:
                     found.add(operation)
+                if service == "dynamodb" and operation in TRANSACTION_AUTHORISED_BY:
+                    found.add("TransactWriteItems")  # no IAM action of its own
     return found
 
 
@@ -85,9 +89,14 @@ def granted_operations(platform: dict, table_id: str) -> set[str]:
 def test_system_errors_alarm_sums_every_operation_the_functions_make(platform):
     """SystemErrors exists only per TableName and Operation: an operation left out (the
     health monitor's Query) is invisible."""
-    for table_id in resources(platform, "AWS::DynamoDB::Table"):
+    # The simulated acquirer's ledger stands in for the acquirer's own service: its failures
+    # reach the platform as provider timeouts (RetryDeferred, which the health gate reads).
+    tables = [t for t in resources(platform, "AWS::DynamoDB::Table") if t != "AcquirerLedgerTable"]
+    assert tables == ["TransactionsTable"]
+    for table_id in tables:
         expected = granted_operations(platform, table_id)
-        assert "Query" in expected  # the sweeper's query of the pending-by-age index
+        assert "Query" in expected  # the sweeper's query of the pending-by-requeue index
+        assert "TransactWriteItems" in expected  # the key binding
         alarms = [
             a
             for a in resources(platform, "AWS::CloudWatch::Alarm").values()
@@ -120,7 +129,7 @@ def test_the_schedule_retries_briefly_and_keeps_what_it_cannot_deliver(platform)
 
 
 def test_only_this_rule_may_write_to_the_schedule_dlq_and_use_the_key_for_it(platform):
-    (rule_id, rule), = resources(platform, "AWS::Events::Rule").items()
+    ((rule_id, rule),) = resources(platform, "AWS::Events::Rule").items()
     dlq = target(props(rule)["Targets"][0]["DeadLetterConfig"]["Arn"])
     (policy,) = [
         p

@@ -8,7 +8,16 @@ import pytest
 
 from handlers.config import PROCESSING_SERVICE, PROVIDERS
 from handlers.payments.store import PENDING_SORT_ATTRIBUTE
-from tests.templates.cfn import as_list, policy_documents, props, refs_to, resources, statements
+from tests.templates.cfn import (
+    as_list,
+    policy_documents,
+    props,
+    refs_to,
+    resources,
+    role_statements,
+    statements,
+    table_named_by_arn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +49,48 @@ def test_the_ledger_exists_only_for_the_simulated_acquirer_and_is_protected(plat
     assert platform["Outputs"]["AcquirerLedgerTableName"]["Condition"] == "UseSimulatedAcquirer"
 
 
+def ledger_resources(document: dict, platform: dict) -> list:
+    """The statements' resources that name the acquirer's ledger (by reference or by name)."""
+    return [
+        resource
+        for statement in statements(document)
+        for resource in as_list(statement.get("Resource", []))
+        if refs_to(resource, "AcquirerLedgerTable")
+        or (
+            isinstance(resource, dict)
+            and table_named_by_arn(platform, resource.get("Fn::Sub", "")) == "AcquirerLedgerTable"
+        )
+    ]
+
+
 def test_only_the_processing_role_may_touch_the_ledger_and_only_read_and_update_it(platform):
-    users = [
+    identity_policies = {
         name
         for name, document in policy_documents(platform)
-        if refs_to(document, "AcquirerLedgerTable")
-    ]
-    assert users == ["AcquirerLedgerPolicy"]
+        if platform["Resources"][name]["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
+        and ledger_resources(document, platform)
+    }
+    assert identity_policies == {"AcquirerLedgerPolicy"}
     policy = platform["Resources"]["AcquirerLedgerPolicy"]
-    assert policy["Type"] == "AWS::IAM::Policy"
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
     assert policy["Condition"] == "UseSimulatedAcquirer"
     assert props(policy)["Roles"] == [{"Ref": "ProcessingRole"}]
     (statement,) = statements(props(policy)["PolicyDocument"])
     assert statement["Effect"] == "Allow"
     assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    assert statement["Resource"] == [{"Fn::GetAtt": ["AcquirerLedgerTable", "Arn"]}]
+    assert ledger_resources(props(policy)["PolicyDocument"], platform) == statement["Resource"]
+
+
+def test_the_vpc_endpoint_lets_the_processor_reach_the_ledger(platform):
+    """Functions in the VPC reach DynamoDB through the gateway endpoint, whose policy allows
+    only what the roles grant: the ledger grant must be in it too."""
+    endpoint = props(platform["Resources"]["DynamodbEndpoint"])
+    assert ledger_resources(endpoint["PolicyDocument"], platform)
 
 
 def test_the_sweeper_may_update_only_the_requeue_attributes_of_transactions(platform):
     (statement,) = [
-        s
-        for name, document in policy_documents(platform)
-        if name == "HealthRole"
-        for s in statements(document)
-        if s.get("Sid") == "RequeueStuckPayments"
+        s for s in role_statements(platform, "HealthRole") if s.get("Sid") == "RequeueStuckPayments"
     ]
     assert as_list(statement["Action"]) == ["dynamodb:UpdateItem"]
     assert statement["Condition"] == {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.templates.cfn import as_list, one, props, resources, role_statements
+from tests.templates.cfn import as_list, one, props, resources, role_statements, table_named_by_arn
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 # Contract section heading -> the functions (by POWERTOOLS_SERVICE_NAME) it applies to.
@@ -224,7 +224,7 @@ def test_queue_names_receive_count_and_batch_size(platform, naming):
 # ---- roles: exactly the calls docs/contract.md lists, on this stack's resources ----
 
 
-def _resource_label(value) -> str:
+def _resource_label(value, platform: dict) -> str:
     """A readable name for a policy Resource entry."""
     if value == "*":
         return "*"
@@ -254,6 +254,9 @@ def _resource_label(value) -> str:
         if match:
             name = variables.get("Name", {}).get("Ref", "")
             return match.group(1).replace("${Name}", name)
+        table = table_named_by_arn(platform, text)
+        if table:
+            return table
     raise AssertionError(f"unexpected resource form {value}")
 
 
@@ -264,7 +267,7 @@ def granted(platform: dict, role_id: str) -> set[tuple[str, str]]:
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
-                pairs.add((action, _resource_label(resource)))
+                pairs.add((action, _resource_label(resource, platform)))
     return pairs
 
 
@@ -310,6 +313,9 @@ def test_processing_role_is_exactly_the_contract(platform):
         ("dynamodb:GetItem", "TransactionsTable"),
         ("dynamodb:PutItem", "TransactionsTable"),
         ("dynamodb:UpdateItem", "TransactionsTable"),
+        # The simulated acquirer's ledger, through its own conditional policy.
+        ("dynamodb:GetItem", "AcquirerLedgerTable"),
+        ("dynamodb:UpdateItem", "AcquirerLedgerTable"),
         ("sqs:SendMessage", "FailedTransactionsQueue"),
         ("sqs:ReceiveMessage", "FailedTransactionsQueue"),
         ("sqs:DeleteMessage", "FailedTransactionsQueue"),

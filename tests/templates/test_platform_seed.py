@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from tests.templates.cfn import one, props, refs_to, resources, role_statements, walk
+from tests.templates.cfn import (
+    one,
+    props,
+    refs_to,
+    resources,
+    role_statements,
+    table_named_by_arn,
+    walk,
+)
 from tests.templates.platform_rules import dead_letter_queues, target
 
 API_ROUTES = {
@@ -417,6 +425,10 @@ def test_roles_only_name_resources_of_this_stack(platform):
                     assert text.endswith(":network-interface/*") or (
                         named and named <= set(platform["Resources"])
                     ), (role_id, text)
+                elif text.startswith("arn:${AWS::Partition}:dynamodb:"):
+                    # A table of this stack by its declared name (the acquirer's ledger:
+                    # conditional, so granted by the ARN its name gives, not a GetAtt).
+                    assert table_named_by_arn(platform, text), (role_id, text)
                 elif role_id == "FlowLogRole":
                     # DescribeLogGroups lists groups: only log-group:* is accepted.
                     assert text.endswith(":log-group:*"), (role_id, text)

@@ -119,8 +119,7 @@ def test_no_role_may_create_any_log_group_but_api_gateways_welcome_group(stack):
     account logging role may create that one group (its name, or its streams) and no other."""
     _, template = stack
     welcome_arn = (
-        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-        + WELCOME_LOG_GROUP
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:" + WELCOME_LOG_GROUP
     )
     account_role = props(one(template, "AWS::ApiGateway::Account")[1])["CloudWatchRoleArn"]
     granted_to = set()

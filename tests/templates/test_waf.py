@@ -134,8 +134,9 @@ def test_the_platform_dashboard_shows_blocked_requests(platform):
     metrics = [m for w in body["widgets"] for m in w["properties"].get("metrics", [])]
     blocked = [m for m in metrics if m[:2] == ["AWS/WAFV2", "BlockedRequests"]]
     assert blocked
-    assert dict(zip(blocked[0][2::2], blocked[0][3::2], strict=True))["WebACL"] == (
-        props(acl)["VisibilityConfig"]["MetricName"]
+    assert (
+        dict(zip(blocked[0][2::2], blocked[0][3::2], strict=True))["WebACL"]
+        == (props(acl)["VisibilityConfig"]["MetricName"])
     )
 
 
