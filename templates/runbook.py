@@ -28,7 +28,9 @@ SUFFIX_PLACEHOLDER = "<suffix>"  # in entries; an alarm's description names its 
 UNEXPECTED_ERROR = "unexpected error"  # handlers/api.py: the exception, its errorType
 SCHEDULED_RUN = "scheduled health run"  # handlers/health.py: after every scheduled run
 MISSING_ENV = "missing required environment variable"  # handlers/config.py: cold start
-LOGGED = (UNEXPECTED_ERROR, SCHEDULED_RUN, MISSING_ENV)
+NEEDS_REVIEW_LOGGED = "payment needs review"  # handlers/processing.py: with its reason
+MESSAGE_REJECTED = "queue message rejected"  # handlers/processing.py: with the reason only
+LOGGED = (UNEXPECTED_ERROR, SCHEDULED_RUN, MISSING_ENV, NEEDS_REVIEW_LOGGED, MESSAGE_REJECTED)
 LAMBDA_TIMEOUT = "Task timed out"  # Lambda's own line, not ours
 
 
@@ -222,8 +224,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         alarm="platform-payment-needs-review",
         first="Find the payments: the transactions table's items with status NEEDS_REVIEW "
-        "(or GET /payments/{id} for the transactionId in the processor's log line 'payment "
-        "needs review'), and read each one's reason.",
+        f"(or GET /payments/{{id}} for the transactionId in the processor's log line "
+        f"{logged(NEEDS_REVIEW_LOGGED)}), and read each one's reason.",
         causes=(
             "attempts_exhausted: the acquirer did not answer in MAX_PAYMENT_ATTEMPTS attempts "
             "(an outage longer than the retries, or a token that always times out).",
@@ -240,8 +242,8 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         alarm="platform-queue-message-rejected",
-        first="Read the processor's log lines 'queue message rejected' (they give the reason "
-        "only) and poll the DLQ without deleting: which messages are not retries of ours?",
+        first=f"Read the processor's log lines {logged(MESSAGE_REJECTED)} (they give the "
+        "reason only) and poll the DLQ without deleting: which messages are not retries of ours?",
         causes=(
             "A message this release does not write (an older version's format, a hand-sent "
             "test message), or one naming a transaction the table does not hold.",

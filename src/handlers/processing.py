@@ -35,7 +35,7 @@ from handlers.payments.service import (
     accept_payment,
     retry_payment,
 )
-from handlers.payments.store import StoreUnavailableError, TransactionStore
+from handlers.payments.store import StoreUnavailableError, TransactionStatus, TransactionStore
 from handlers.payments.validation import FieldError, parse_payment
 
 if TYPE_CHECKING:
@@ -133,6 +133,9 @@ def _report(accepted: Accepted) -> None:
         logger.warning("transient failure; payment queued for retry", extra=details)
         return
     _count(f"Payment{transaction.status.value.title().replace('_', '')}")
+    if transaction.status is TransactionStatus.NEEDS_REVIEW:
+        logger.error("payment needs review", extra=details | {"reason": transaction.reason})
+        return
     logger.info("payment answered", extra=details)
 
 
@@ -214,7 +217,7 @@ def retry_record(record: SQSRecord) -> None:
     details = {"transactionId": transaction.id, "status": transaction.status.value}
     if outcome.result is RetryResult.REVIEW:
         _count("PaymentNeedsReview")
-        logger.error("payment needs review: no more attempts", extra=details)
+        logger.error("payment needs review", extra=details | {"reason": transaction.reason})
     elif outcome.result is RetryResult.COMPLETED:
         _count("RetryCompleted")
         logger.info("retry completed", extra=details)

@@ -202,3 +202,58 @@ def test_sqs_record_helper_matches_the_fixture_shape(processing):
         "Attributes": {},
     }
     assert set(sqs_record(message, "arn")) == set(fixture)
+
+
+def emitted_metrics(output: str) -> dict[str, float]:
+    """Metric name -> sum of its values over the EMF lines the function printed."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith('{"_aws"'):
+            emf = json.loads(line)
+            for definition in emf["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    values = emf[metric["Name"]]
+                    values = values if isinstance(values, list) else [values]
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(values)
+    return totals
+
+
+def test_the_acquirer_refusing_the_key_is_review_on_both_paths(
+    processing, monkeypatch, captured_logs, capsys
+):
+    """The acquirer holds a different charge under the transaction id (never expected: ids are
+    random): no charge, terminal NEEDS_REVIEW with reason provider_conflict, the metric the
+    alarm watches and the log line the runbook names; on the API path and on the retry path."""
+    from handlers.payments import service
+
+    ids = iter(["txn_" + "a" * 32, "txn_" + "b" * 32])
+    monkeypatch.setattr(service, "new_transaction_id", lambda: next(ids))
+    ledger = processing.aws.client("dynamodb")
+    for key in ("txn_" + "a" * 32, "txn_" + "b" * 32):
+        ledger.put_item(
+            TableName=processing.aws.ledger_table,
+            Item={"idempotencyKey": {"S": key}, "attempts": {"N": "1"},
+                  "chargeRequest": {"S": '{"someone":"else"}'}},
+        )  # fmt: skip
+    capsys.readouterr()
+
+    api_path = body_of(processing.pay(payment_body()))
+    assert (api_path["status"], api_path["reason"]) == ("NEEDS_REVIEW", "provider_conflict")
+
+    sqs = processing.runtime.queue._client
+    with failing(sqs, "SendMessage", code="RequestThrottled"):  # the API path parks it first
+        with failing(processing.runtime.store._client, "UpdateItem",
+                     lambda p: "#status = :review" in p.get("UpdateExpression", "")):  # fmt: skip
+            parked = body_of(processing.pay(payment_body()))
+    assert parked["status"] == "QUEUED"
+    processing.aws.client("sqs").send_message(
+        QueueUrl=processing.aws.queue_url("FailedTransactionsQueue"),
+        MessageBody=json.dumps({"version": 2, "transactionId": parked["transactionId"]}),
+    )
+    assert deliver(processing) == (1, 0)  # finished (in review), so acknowledged
+    retried = stored(processing, parked["transactionId"])
+    assert (retried["status"], retried["reason"]) == ("NEEDS_REVIEW", "provider_conflict")
+
+    assert processing.ledger.charges() == {}
+    assert emitted_metrics(capsys.readouterr().out).get("PaymentNeedsReview") == 2
+    assert captured_logs.getvalue().count("payment needs review") == 2
