@@ -272,9 +272,12 @@ def rule_status(stacks: Mapping[str, dict], rule: Requirement, accepted: list[Su
     ]
     if not evaluated:
         return "not applicable", evaluated
-    suppressed = {(s.stack, s.resource) for s in accepted if s.rule == rule.id}
-    hit = [e for e in evaluated if (e[0], e[1]) in suppressed]
-    if not hit:
+    mine = [s for s in accepted if s.rule == rule.id]
+    # A suppression limited to some findings (`applies_to`) accepts those, not the rule.
+    whole = {(s.stack, s.resource) for s in mine if not s.applies_to}
+    some = {(s.stack, s.resource) for s in mine if s.applies_to}
+    hit = [e for e in evaluated if (e[0], e[1]) in whole]
+    if not hit and not some:
         return "met", evaluated
     return ("accepted" if len(hit) == len(evaluated) else "met, partly accepted"), evaluated
 

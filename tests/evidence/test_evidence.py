@@ -232,3 +232,17 @@ def test_the_html_shows_angle_brackets_as_text_and_passes_no_markup_through(buil
     assert "build/payment-api-&lt;suffix&gt;.json" in page
     assert "<img" not in page and "&lt;img src=" in page
     assert "<table>" in page and '<h3 id="s001-pitr">' in page  # still rendered Markdown
+
+
+def test_a_suppression_for_some_findings_only_does_not_make_the_rule_accepted(built, sources):
+    """cdk-nag's `applies_to` accepts the findings it lists; the rest still have to pass."""
+    rule = "PCI.DSS.321-CloudWatchLogGroupEncrypted"
+    changed = copy.deepcopy(built)
+    for template in changed.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::Logs::LogGroup":
+                entry = {"id": rule, "reason": "because X", "applies_to": ["Resource::*"]}
+                resource["Metadata"] = {"cdk_nag": {"rules_to_suppress": [entry]}}
+    text = section(evidence.render_markdown(changed, SUFFIX, sources), rule)
+    assert "**Status:** met, partly accepted" in text
+    assert "(for Resource::*): because X" in text
