@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The parsed command line (usage errors exit 2 with one line)."""
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.docs and args.stack and not set(STACKS) <= set(args.stack):
+        # docs/runbook.md covers every stack's alarms: from some it would lose the others'.
+        parser.error("--docs refreshes docs/ from every stack: leave out --stack")
+    return args
 
 
 def current_umask() -> int:

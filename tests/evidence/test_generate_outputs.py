@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import generate
 from templates.requirements import RequirementTableError
 
@@ -54,3 +56,18 @@ def test_png_only_on_request(tmp_path):
     args = ["--suffix", "qa", "--out", str(tmp_path), "--no-lint", "--no-evidence"]
     assert generate.main([*args, "--stack", "payment-api", "--png"]) == 0
     assert (tmp_path / "payment-api-qa.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_docs_with_some_stacks_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    """docs/runbook.md covers every stack's alarms: refreshed from payment-api alone it
+    would lose every platform alarm's entry."""
+    monkeypatch.setattr(generate, "ROOT", tmp_path)
+    out = tmp_path / "build"
+    args = ["--suffix", "qa", "--out", str(out), "--no-lint", "--stack", "payment-api"]
+    with pytest.raises(SystemExit) as exit_:
+        generate.main([*args, "--docs"])
+    assert exit_.value.code == 2
+    assert "--docs refreshes docs/ from every stack" in capsys.readouterr().err
+    assert not (tmp_path / "docs").exists() and not out.exists()
