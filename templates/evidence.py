@@ -91,9 +91,13 @@ def suppressions(stacks: Mapping[str, dict]) -> list[Suppression]:
                         tuple(str(a) for a in rule.get("applies_to", rule.get("appliesTo", []))),
                     )
                 )
-            for rule in metadata.get("guard", {}).get("SuppressedRules", []):
+            guard = metadata.get("guard", {})
+            for rule in guard.get("SuppressedRules", []):
+                # cfn-guard reads only the names; our templates keep each reason beside it.
                 name = rule if isinstance(rule, str) else rule.get("id", str(rule))
-                reason = "" if isinstance(rule, str) else rule.get("reason", "")
+                reason = guard.get("Reasons", {}).get(name, "")
+                if not isinstance(rule, str):
+                    reason = rule.get("reason", reason)
                 found.append(Suppression("cfn-guard", name, stack, logical_id, reason))
     return found
 

@@ -246,3 +246,14 @@ def test_a_suppression_for_some_findings_only_does_not_make_the_rule_accepted(bu
     text = section(evidence.render_markdown(changed, SUFFIX, sources), rule)
     assert "**Status:** met, partly accepted" in text
     assert "(for Resource::*): because X" in text
+
+
+def test_every_suppression_in_the_report_carries_its_reason(report, built):
+    """checkov, cdk-nag and cfn-guard alike: an accepted finding without its reason is no
+    evidence (cfn-guard's reasons sit beside the rule names, in Metadata.guard.Reasons)."""
+    rows = [line for line in report.split("## Every suppression", 1)[1].splitlines()]
+    rows = [line for line in rows if line.startswith("| ") and line[2:5] not in ("too", "---")]
+    assert {row.split(" | ")[0][2:] for row in rows} == {"checkov", "cdk-nag", "cfn-guard"}
+    for row in rows:
+        reason = row.rstrip(" |").rsplit(" | ", 1)[1]
+        assert len(reason) >= 30 and not reason.startswith("`"), row
