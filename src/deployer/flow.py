@@ -405,7 +405,8 @@ class StackFlow:
         denied = f"Update:Replace and Update:Delete denied on {tables}"
         if self.no_execute:  # executes nothing, sets nothing
             self.log(
-                f"the stack has not our stack policy; a run without --no-execute sets it ({denied})"
+                "the stack does not carry our stack policy; a run without --no-execute sets "
+                f"it ({denied})"
             )
             return
         self.deployer.set_stack_policy(spec.name, spec.stack_policy)

@@ -196,7 +196,7 @@ def test_no_execute_changes_no_stack_policy() -> None:
     h.add("get_template", {"TemplateBody": to_json(TEMPLATE)})
     h.add("get_stack_policy", {}, {"StackName": NAME})  # and no SetStackPolicy
     assert h.run(wanted=spec(template=TEMPLATE, stack_policy=OURS)).result == "up to date"
-    assert "has not our stack policy; a run without --no-execute sets it" in h.text()
+    assert "does not carry our stack policy; a run without --no-execute sets it" in h.text()
 
 
 def test_a_failed_removal_puts_back_the_policy_of_the_stack_rolled_back_to() -> None:
