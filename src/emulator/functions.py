@@ -268,16 +268,32 @@ class Worker:
             handler_ms=float(answer.get("handlerMs", 0.0)),
         )
 
+    def end_input(self) -> None:
+        """Close stdin: the worker's loop ends after its current invocation."""
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass
+
     def stop(self) -> None:
         """End the process (closing stdin ends its loop; kill if it does not)."""
         if self.process.poll() is None:
+            self.end_input()
             try:
-                assert self.process.stdin is not None
-                self.process.stdin.close()
                 self.process.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def stop_all(workers: list[Worker]) -> None:
+    """Stop workers together: each is told first, so they shut down in parallel (one by
+    one, twenty environments took ~10 s of the test session's teardown)."""
+    for worker in workers:
+        worker.end_input()
+    for worker in workers:
+        worker.stop()
 
 
 @dataclass
@@ -389,14 +405,17 @@ class FunctionRunner:
         finally:
             self._release(worker)
 
-    def close(self) -> None:
-        """Stop every worker."""
+    def detach(self) -> list[Worker]:
+        """Take no more invocations; the workers, for the caller to stop."""
         with self.lock:
             self.closed = True
             workers, self.workers, self.idle = list(self.workers), [], []
             self.lock.notify_all()
-        for worker in workers:
-            worker.stop()
+        return workers
+
+    def close(self) -> None:
+        """Stop every worker."""
+        stop_all(self.detach())
 
 
 class Functions:
@@ -437,6 +456,5 @@ class Functions:
 
     def close(self) -> None:
         """Stop every worker and remove the extracted code."""
-        for runner in self.runners.values():
-            runner.close()
+        stop_all([worker for runner in self.runners.values() for worker in runner.detach()])
         shutil.rmtree(self.root, ignore_errors=True)
