@@ -100,7 +100,7 @@ def gateway():
         function("crash-fn", "crash"),
         function("malformed-fn", "malformed"),
         function("slow-fn", "slow", timeout=1),
-        function("imports-fn", "imports"),
+        function("imports-fn", "imports", timeout=30),  # imports boto3 in the call
         function("headers-fn", "both_header_kinds"),
     ]
     functions = Functions(specs, endpoint="http://127.0.0.1:9", region="us-east-1")
