@@ -23,6 +23,7 @@ from awacs.aws import (
     Allow,
     ArnLike,
     Condition,
+    Deny,
     Principal,
     Statement,
     StringEquals,
@@ -303,8 +304,20 @@ def _https_rule(t: Template, kind, logical_id: str, group: SecurityGroup, **peer
     return t.add_resource(_on(rule))
 
 
+# What Lambda does with the execution role to manage the function's network interfaces.
+ENI_ACTIONS = [
+    ec2.CreateNetworkInterface,
+    ec2.DeleteNetworkInterface,
+    ec2.AssignPrivateIpAddresses,
+    ec2.UnassignPrivateIpAddresses,
+    ec2.DescribeNetworkInterfaces,
+    ec2.DescribeSubnets,
+]
+
+
 def _interface_statements(subnets: Sequence[Subnet], group: SecurityGroup) -> list[Statement]:
-    """What Lambda needs of the execution role to manage the function's interfaces."""
+    """What Lambda needs of the execution role to manage the function's interfaces, and
+    nothing of it for the function code."""
     interfaces = Sub(
         "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
     )
@@ -326,6 +339,21 @@ def _interface_statements(subnets: Sequence[Subnet], group: SecurityGroup) -> li
         ),
         # Describe calls have no resource-level permissions: "*" is the only form.
         allow([ec2.DescribeNetworkInterfaces, ec2.DescribeSubnets], ["*"], "FindOwnInterfaces"),
+        # The function code holds the same credentials; only its calls carry
+        # lambda:SourceFunctionArn (Lambda's own do not), so this leaves the grants to Lambda
+        # (AWS Lambda's documented guard for VPC execution roles).
+        Statement(
+            Sid="NotFromFunctionCode",
+            Effect=Deny,
+            Action=ENI_ACTIONS,
+            Resource=["*"],
+            Condition=Condition(
+                ArnLike(
+                    "lambda:SourceFunctionArn",
+                    Sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"),
+                )
+            ),
+        ),
     ]
 
 

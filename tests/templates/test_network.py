@@ -215,3 +215,34 @@ def test_the_default_security_group_finding_is_justified_in_the_vpc(platform):
     for endpoint in resources(platform, "AWS::EC2::VPCEndpoint").values():
         if props(endpoint)["VpcEndpointType"] == "Interface":
             assert props(endpoint)["SecurityGroupIds"]
+
+
+@pytest.mark.requirement("S001-LEAST-PRIVILEGE")
+def test_function_code_cannot_use_the_network_interface_grants(platform):
+    """Lambda manages the functions' interfaces with the execution role, but the function
+    code holds the same credentials: every ENI action the network policy allows (on any
+    network-interface/* of the account) is denied to calls that carry
+    lambda:SourceFunctionArn, i.e. that come from inside a function (AWS Lambda's documented
+    guard); Lambda's own calls do not carry it."""
+    for logical_id, policy in resources(platform, "AWS::IAM::ManagedPolicy").items():
+        document = props(policy)["PolicyDocument"]
+        allowed = {
+            action
+            for statement in document["Statement"]
+            if statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"])
+            if action.startswith("ec2:")
+        }
+        if not allowed:
+            continue
+        denied = set()
+        for statement in document["Statement"]:
+            if statement["Effect"] != "Deny":
+                continue
+            assert as_list(statement["Resource"]) == ["*"], logical_id
+            (pattern,) = as_list(statement["Condition"]["ArnLike"]["lambda:SourceFunctionArn"])
+            assert pattern == {
+                "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"
+            }, logical_id
+            denied |= set(as_list(statement["Action"]))
+        assert allowed <= denied, (logical_id, sorted(allowed - denied))

@@ -104,6 +104,9 @@ def test_star_resource_only_where_aws_allows_nothing_narrower(stack):
             for statement in statements(document):
                 if "*" not in as_list(statement.get("Resource", [])):
                     continue
+                # A Deny grants nothing: "*" there only widens what it forbids.
+                if statement["Effect"] == "Deny":
+                    continue
                 # In a key policy, "*" means the key itself.
                 if is_key_policy:
                     continue
