@@ -74,6 +74,13 @@ def test_queue_and_topic_policies_deny_every_action_without_tls(stack):
             for deny in denies:
                 assert as_list(deny["Action"]) == [f"{service}:*"], (logical_id, deny["Action"])
                 assert deny["Principal"] in ({"AWS": "*"}, "*"), logical_id
+            # A policy attached to a queue or topic its Deny does not name leaves it open.
+            denied = [r for deny in denies for r in as_list(deny["Resource"])]
+            for target in props(policy)[target_key]:
+                arn = (
+                    {"Fn::GetAtt": [target["Ref"], "Arn"]} if service == "sqs" else target
+                )
+                assert arn in denied or "*" in denied, (logical_id, target["Ref"])
             covered |= {v["Ref"] for v in props(policy)[target_key]}
         assert covered == set(resources(template, resource_type)), policy_type
 
