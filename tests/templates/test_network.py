@@ -20,6 +20,8 @@ ENDPOINT_SERVICE = {
     "cloudwatch": "monitoring",
     "xray": "xray",
 }
+# Any function of this account and region: the key only function code's credentials carry.
+FUNCTION_CODE = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"
 EGRESS_PATHS = {
     "AWS::EC2::InternetGateway",
     "AWS::EC2::EgressOnlyInternetGateway",
@@ -241,8 +243,6 @@ def test_function_code_cannot_use_the_network_interface_grants(platform):
                 continue
             assert as_list(statement["Resource"]) == ["*"], logical_id
             (pattern,) = as_list(statement["Condition"]["ArnLike"]["lambda:SourceFunctionArn"])
-            assert pattern == {
-                "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"
-            }, logical_id
+            assert pattern == {"Fn::Sub": FUNCTION_CODE}, logical_id
             denied |= set(as_list(statement["Action"]))
         assert allowed <= denied, (logical_id, sorted(allowed - denied))
