@@ -323,6 +323,7 @@ def add_gateway(t: Template, naming: Naming, spec: GatewaySpec, *, key: StackKey
         key=key,
         log_retention_days=spec.log_retention_days,
         component=COMPONENT,
+        cors_origin=spec.cors_origin,
     )
 
     gateway = Gateway(

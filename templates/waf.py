@@ -17,6 +17,7 @@ from troposphere.wafv2 import (
     AllowAction,
     BlockAction,
     Body,
+    CustomHTTPHeader,
     CustomResponse,
     DefaultAction,
     FieldToMatch,
@@ -91,12 +92,20 @@ def _managed(name: str, priority: int) -> WebACLRule:
     )
 
 
-def _blocking(name: str, priority: int, statement: Statement, status: int) -> WebACLRule:
+def _blocking(
+    name: str, priority: int, statement: Statement, status: int, cors_origin: str
+) -> WebACLRule:
+    # With the origin header the API's own errors carry, a browser can read the status (and
+    # back off on 429) instead of seeing a network error.
+    response = CustomResponse(
+        ResponseCode=status,
+        ResponseHeaders=[CustomHTTPHeader(Name="Access-Control-Allow-Origin", Value=cors_origin)],
+    )
     return WebACLRule(
         Name=name,
         Priority=priority,
         Statement=statement,
-        Action=RuleAction(Block=BlockAction(CustomResponse=CustomResponse(ResponseCode=status))),
+        Action=RuleAction(Block=BlockAction(CustomResponse=response)),
         VisibilityConfig=_visibility(name),
     )
 
@@ -111,6 +120,7 @@ def add_web_acl(
     key: StackKey,
     log_retention_days: int,
     component: str,
+    cors_origin: str,
 ) -> WebAcl:
     """The web ACL of one API's stage, associated with it, and its logging."""
     rate = add_parameter(
@@ -149,8 +159,8 @@ def add_web_acl(
             DefaultAction=DefaultAction(Allow=AllowAction()),
             Rules=[
                 _managed(IP_REPUTATION, 0),
-                _blocking("RequestsPerIp", 1, per_ip, 429),
-                _blocking("BodySizeLimit", 2, body_too_large, 413),
+                _blocking("RequestsPerIp", 1, per_ip, 429, cors_origin),
+                _blocking("BodySizeLimit", 2, body_too_large, 413, cors_origin),
                 _managed(COMMON_RULES, 3),
                 _managed(KNOWN_BAD_INPUTS, 4),
             ],

@@ -158,3 +158,22 @@ def test_a_spike_of_blocked_requests_alarms_on_the_alarm_topic(platform):
     (topic_id,) = resources(platform, "AWS::SNS::Topic")
     assert refs_to(alarm["AlarmActions"], topic_id)
     assert alarm["ComparisonOperator"].startswith("GreaterThan")
+
+
+@pytest.mark.parametrize("stack_name", ["payment-api", "payment-platform"])
+def test_the_acls_own_refusals_carry_the_cors_origin(all_templates, stack_name):
+    """A browser reads a 429 or 413 only with the origin header the API's own errors carry
+    (the gateway responses): without it the app sees a network error and cannot back off."""
+    template = all_templates[stack_name]
+    origins = {
+        props(response)["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        for response in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    (origin,) = origins
+    _, acl = web_acl(template)
+    own = [rule for rule in props(acl)["Rules"] if "Action" in rule]
+    assert own, "the ACL has blocking rules of its own"
+    for rule in own:
+        response = rule["Action"]["Block"]["CustomResponse"]
+        headers = {h["Name"]: h["Value"] for h in response.get("ResponseHeaders", [])}
+        assert headers.get("Access-Control-Allow-Origin") == origin.strip("'"), rule["Name"]
