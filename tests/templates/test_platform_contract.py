@@ -264,6 +264,9 @@ def granted(platform: dict, role_id: str) -> set[tuple[str, str]]:
     """(action, resource) pairs one role's policies allow (its own and attached ones)."""
     pairs = set()
     for statement in role_statements(platform, role_id):
+        # A Deny grants nothing (the network policy's keeps its grants from function code).
+        if statement["Effect"] == "Deny":
+            continue
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
