@@ -74,6 +74,9 @@ class Outcome:
     in_flight: str | None = None
     # A change set created and neither executed nor deleted yet.
     pending_change_set: str | None = None
+    # Resources a successful operation could not delete (CloudFormation dropped them from
+    # the stack after three attempts): warnings, not failures.
+    left_behind: list[Failure] = field(default_factory=list)
 
 
 def role_not_ready(failures: list[Failure]) -> bool:
@@ -383,10 +386,21 @@ class StackFlow:
             stack = self.deployer.wait_for_status(events.stack_id, events, expected)
         except StackOperationFailedError:
             outcome.in_flight = None  # it ended, just not as expected
-            raise
-        finally:
             failures.extend(events.failures)
+            raise
+        except BaseException:
+            failures.extend(events.failures)
+            raise
         outcome.in_flight = None
+        # The operation succeeded: a resource that failed on the way is one CloudFormation
+        # could not delete in the cleanup (an old, replaced or removed one), which it then
+        # dropped from the stack. The stack is as wanted; the old resource is left over.
+        outcome.left_behind.extend(events.failures)
+        for failure in events.failures:
+            self.log(
+                f"WARNING: {failure.line()}; the operation succeeded and CloudFormation "
+                "removed the resource from the stack: delete the old resource yourself"
+            )
         return stack
 
     def rollback_plan(self, spec: StackSpec) -> RollbackPlan:

@@ -531,3 +531,8 @@ class Run:
             self.writer("failed resources:")
             for failure in self.report.failures:
                 self.writer(f"  [{failure.stack}] {failure.line()}")
+        left = [failure for outcome in self.report.outcomes for failure in outcome.left_behind]
+        if left:
+            self.writer("left behind by successful operations (delete them yourself):")
+            for failure in left:
+                self.writer(f"  [{failure.stack}] {failure.line()}")
