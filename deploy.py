@@ -299,8 +299,13 @@ def write_outputs(path: Path, plan: Plan, report: Report, *, with_key_value: boo
 
 
 def confirm_on_terminal(question: str) -> bool:
-    """Ask on the terminal; only 'y' or 'yes' executes."""
-    return input(question).strip().lower() in {"y", "yes"}
+    """Ask on the terminal; only 'y' or 'yes' executes (end of input, Ctrl-D, is a no)."""
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in {"y", "yes"}
 
 
 def run_local_server(args: argparse.Namespace) -> int:

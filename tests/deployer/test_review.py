@@ -64,3 +64,14 @@ def test_the_outputs_file_gets_the_key_value_only_with_show_api_key(
     assert KEY_VALUE in capsys.readouterr().out  # the terminal shows it
     assert "ApiKeyValue" not in json.loads(outputs.read_text())["payment-api-qa"]["Outputs"]
     assert KEY_VALUE not in outputs.read_text()
+
+
+def test_end_of_input_at_the_prompt_declines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-D (or a closed stdin) at "Execute the change set?" ended in an EOFError
+    traceback; it is a no."""
+
+    def eof(_: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", eof)
+    assert deploy.confirm_on_terminal("Execute? [y/N] ") is False
