@@ -48,6 +48,8 @@ def load_config(path: Path | None, suffix: str) -> DeployConfig:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise InvalidInputError(reason=f"--config {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(reason=f"{path}: not UTF-8 text (TOML files are UTF-8)") from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidInputError(reason=f"{path}: not valid TOML ({error})") from None
     table = document.get(suffix, {})

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import deploy
+from deployer.config import load_config
+from deployer.errors import InvalidInputError
 from templates.common import to_json
 from tests.deployer.stubbed import TEMPLATE, Harness, event
 from tests.deployer.test_cli import KEY_VALUE, StubbedAws, aws  # noqa: F401 (fixture)
@@ -75,3 +77,11 @@ def test_end_of_input_at_the_prompt_declines(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr("builtins.input", eof)
     assert deploy.confirm_on_terminal("Execute? [y/N] ") is False
+
+
+def test_a_deploy_toml_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
+    config = tmp_path / "deploy.toml"
+    config.write_bytes(b'[qa]\nrole_arn = "\xff"\n')
+    with pytest.raises(InvalidInputError) as error:
+        load_config(config, "qa")
+    assert str(config) in str(error.value) and "UTF-8" in str(error.value)
