@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -102,8 +103,8 @@ def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def check_timeout(minutes: float) -> float:
-    """--timeout: a positive number of minutes."""
-    if minutes <= 0:
+    """--timeout: a positive number of minutes (nan would make every wait endless)."""
+    if not (0 < minutes < math.inf):
         raise InvalidInputError(reason=f"--timeout {minutes:g}: must be positive minutes")
     return minutes
 

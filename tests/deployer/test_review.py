@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import deploy
+from deployer import inputs
 from deployer.config import load_config
 from deployer.errors import InvalidInputError
 from templates.common import to_json
@@ -85,3 +86,15 @@ def test_a_deploy_toml_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as error:
         load_config(config, "qa")
     assert str(config) in str(error.value) and "UTF-8" in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_timeout_that_is_not_a_finite_number_is_bad_input(
+    value: str, capsys: pytest.CaptureFixture[str], no_aws: None
+) -> None:
+    """--timeout nan passed the `<= 0` check and made every wait endless (nan compares
+    false), so a stuck stack was never given up on."""
+    assert deploy.main(["--suffix", "qa", "--yes", "--timeout", value]) == deploy.EXIT_BAD_INPUT
+    assert f"--timeout {value}" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError):
+        inputs.check_timeout(float(value))
