@@ -9,16 +9,20 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from deployer import inputs
-from deployer.aws import AwsSettings, make_clients
-from deployer.changeset import WaitConfig
-from deployer.config import load_config
-from deployer.errors import DeployError, InvalidInputError, NoRegionError, WrongRegionError
-from deployer.local import DEFAULT_PORT
-from deployer.outputs import outputs_document, write_json_atomically
-from deployer.packaging import DEFAULT_SOURCE
-from deployer.rollback import DEFAULT_MONITOR_MINUTES, MAX_MONITOR_MINUTES
-from deployer.run import DeployOptions, Plan, Report, Run, check_region, prepare
+try:
+    from deployer import inputs
+    from deployer.aws import AwsSettings, make_clients
+    from deployer.changeset import WaitConfig
+    from deployer.config import load_config
+    from deployer.errors import DeployError, InvalidInputError, NoRegionError, WrongRegionError
+    from deployer.local import DEFAULT_PORT
+    from deployer.outputs import outputs_document, write_json_atomically
+    from deployer.packaging import DEFAULT_SOURCE
+    from deployer.rollback import DEFAULT_MONITOR_MINUTES, MAX_MONITOR_MINUTES
+    from deployer.run import DeployOptions, Plan, Report, Run, check_region, prepare
+except KeyboardInterrupt:  # Ctrl-C while boto3 and moto load (seconds on a busy machine)
+    print("deploy.py: interrupted (Ctrl-C) while starting; nothing was done", file=sys.stderr)
+    sys.exit(130)
 
 # --serve defaults (emulator.local_api.DEFAULT_PORT, emulator.functions.DEFAULT_MAX_WORKERS),
 # kept here so that --help works without the dev extra.
@@ -339,6 +343,12 @@ def run_local_server(args: argparse.Namespace) -> int:
     except DeployError as error:
         print(f"deploy.py: error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # while the emulator starts or stops (a deploy reports its own)
+        print(
+            "deploy.py: interrupted (Ctrl-C); --local-server stopped, its state is gone",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,4 +481,8 @@ def run(args: argparse.Namespace, endpoint: str | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # outside a deploy (parsing, a module loaded on use)
+        print("deploy.py: interrupted (Ctrl-C); no stack operation was running", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

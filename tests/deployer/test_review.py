@@ -6,6 +6,7 @@ Each test reproduces one finding; each failed on main before its fix (see the co
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,43 @@ def test_a_timeout_that_is_not_a_finite_number_is_bad_input(
     assert f"--timeout {value}" in capsys.readouterr().err
     with pytest.raises(InvalidInputError):
         inputs.check_timeout(float(value))
+
+
+def test_ctrl_c_while_deploy_py_loads_its_libraries_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Loading boto3 and the emulator takes seconds on a busy machine; a Ctrl-C then ended
+    in a KeyboardInterrupt traceback through importlib."""
+    import builtins
+    import runpy
+
+    real = builtins.__import__
+
+    def interrupted(name: str, *args: object, **kwargs: object) -> object:
+        if name == "deployer.run":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    script = Path(deploy.__file__)
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(script), run_name="__main__")
+    assert stopped.value.code == deploy.EXIT_INTERRUPTED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["deploy.py: interrupted (Ctrl-C) while starting; nothing was done"]
+
+
+def test_ctrl_c_while_the_local_server_starts_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def starting(port: int) -> Iterator[None]:
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr("deployer.local.emulator_server", starting)
+    assert deploy.main(["--local-server", "--local-port", "0"]) == deploy.EXIT_INTERRUPTED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted (Ctrl-C)" in err[0]
