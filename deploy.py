@@ -270,7 +270,7 @@ def deploy_options(
         ),
         processor_function=args.processor_function,
         local=args.local or local,
-        source_dir=args.source,
+        source_dir=args.source if args.destroy else inputs.check_source(args.source),
         parameters=inputs.pairs(args.parameter, "--parameter"),
         config_parameters=config.parameters,
         tags=inputs.check_tags({**config.tags, **inputs.pairs(args.tags, "--tags")}),
@@ -354,6 +354,11 @@ def run_local_server(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse, validate, deploy or destroy; return the exit code."""
     args = parse_args(argv)
+    try:
+        inputs.check_port(args.local_port, "--local-port")
+    except InvalidInputError as error:
+        print(f"deploy.py: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.local_server:
         if args.local or args.destroy or args.no_execute:
             print(

@@ -109,6 +109,23 @@ def check_timeout(minutes: float) -> float:
     return minutes
 
 
+def check_source(path: Path) -> Path:
+    """--source: the handlers package to zip (a directory with __init__.py)."""
+    if not (path / "__init__.py").is_file():
+        raise InvalidInputError(
+            reason=f"--source {path}: not a Python package (no __init__.py); "
+            "give the handlers directory (default src/handlers)"
+        )
+    return path
+
+
+def check_port(port: int, option: str) -> int:
+    """A TCP port: 0-65535 (0: one the OS picks)."""
+    if not 0 <= port <= 65535:
+        raise InvalidInputError(reason=f"{option} {port}: a port is 0-65535")
+    return port
+
+
 def check_monitor_minutes(minutes: int) -> int:
     """--monitor-minutes: 0-180, CloudFormation's range."""
     if not 0 <= minutes <= MAX_MONITOR_MINUTES:

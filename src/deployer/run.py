@@ -292,10 +292,13 @@ class Run:
         templates = self.plan.templates
         needs_code = any("CodeKey" in t.get("Parameters", {}) for t in templates.values())
         large = any(len(to_json(t).encode()) > MAX_TEMPLATE_BODY for t in templates.values())
+        # Packaging is local: it fails (if it does) before anything is created in AWS.
+        package = (
+            build_package(self.options.source_dir, self.options.setup_cfg) if needs_code else None
+        )
         store = self.artifact_store(create=True) if (needs_code or large) else None
         code: dict[str, str] = {}
-        if needs_code and (store is not None):
-            package = build_package(self.options.source_dir, self.options.setup_cfg)
+        if (package is not None) and (store is not None):
             self.report.package = package
             self.upload(store, package.key, package.data, "application/zip", what="package")
             code = {"CodeBucket": store.bucket, "CodeKey": store.key(package.key)}

@@ -14,7 +14,8 @@ import pytest
 import deploy
 from deployer import inputs
 from deployer.config import load_config
-from deployer.errors import InvalidInputError
+from deployer.errors import InvalidInputError, PackagingError
+from deployer.run import DeployOptions, Run, prepare
 from templates.common import to_json
 from tests.deployer.stubbed import TEMPLATE, Harness, event
 from tests.deployer.test_cli import KEY_VALUE, StubbedAws, aws  # noqa: F401 (fixture)
@@ -139,3 +140,35 @@ def test_ctrl_c_while_the_local_server_starts_is_one_line(
     assert deploy.main(["--local-server", "--local-port", "0"]) == deploy.EXIT_INTERRUPTED
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted (Ctrl-C)" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--source", "."], "--source .: not a Python package (no __init__.py)"),
+        (["--local", "--local-port", "70000"], "--local-port 70000: a port is 0-65535"),
+        (["--local-server", "--local-port", "-1"], "--local-port -1: a port is 0-65535"),
+    ],
+)
+def test_bad_source_or_port_exits_2_before_any_aws_client(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], no_aws: None
+) -> None:
+    """A --source that is no package was found only after the bootstrap stack had been
+    created (exit 1); --local-port 70000 deployed into a throwaway emulator instead."""
+    assert deploy.main(["--suffix", "qa", "--yes", *argv]) == deploy.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_packaging_fails_before_anything_is_created_in_aws(tmp_path: Path) -> None:
+    """Every AWS call is stubbed and none but GetCallerIdentity is queued: the package is
+    built (and here refused) before the artifact bucket's stack is looked up or created."""
+    stubbed = StubbedAws()
+    options = DeployOptions(
+        suffix="qa", stacks=("payment-platform",), yes=True, setup_cfg=tmp_path / "missing.cfg"
+    )
+    for stub in stubbed.stubs.values():
+        stub.activate()
+    report = Run(prepare(options), options, stubbed.clients, print, lambda _: False).execute()
+    assert isinstance(report.error, PackagingError), report.error
+    assert report.outcomes == []
