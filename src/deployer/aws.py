@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -96,6 +96,8 @@ class Clients:
     cloudwatch: Any = None
     # --profile, named in the advice when its credentials cannot be obtained.
     profile: str | None = None
+    # Clients with the PROBE settings, by service, to check it answers at all (see reachable).
+    probes: Mapping[str, Any] = field(default_factory=dict)
 
 
 def client_config(settings: AwsSettings) -> Config:
@@ -182,6 +184,7 @@ def _make_clients(settings: AwsSettings, environ: Mapping[str, str]) -> Clients:
         lambda_=client("lambda"),
         cloudwatch=client("cloudwatch"),
         profile=settings.profile,
+        probes={"cloudformation": client("cloudformation", probe)},
     )
 
 
@@ -221,6 +224,32 @@ def caller_account(sts: Any, profile: str | None = None) -> str:
             message=f"no answer after {PROBE.max_attempts} attempts",
             next_step="check the network, the region and AWS_ENDPOINT_URL",
         ) from None
+
+
+# One cheap read per probed service; any answer, an error included, means it is reachable.
+PROBE_CALLS = {"cloudformation": lambda client: client.list_exports()}
+
+
+def check_reachable(probes: Mapping[str, Any]) -> None:
+    """Each service the run depends on answers within PROBE_BOUND seconds.
+
+    STS answering is not enough: where only STS is reachable (a private subnet with an STS
+    endpoint and none for CloudFormation, a mistyped AWS_ENDPOINT_URL_CLOUDFORMATION) the
+    first CloudFormation call took a minute or more through its 10 patient attempts.
+    """
+    for service, client in probes.items():
+        try:
+            PROBE_CALLS[service](client)
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
+            raise AwsCallError(
+                operation=f"{service} at {client.meta.endpoint_url}",
+                code=type(error).__name__,
+                message=f"no answer after {PROBE.max_attempts} attempts",
+                next_step="check the network (a proxy or VPC endpoint for this service), the "
+                "region and AWS_ENDPOINT_URL",
+            ) from None
+        except AWS_ERRORS:
+            continue  # it answered (AccessDenied is an answer); the run reports the rest
 
 
 def call_failure(operation: str, error: Exception) -> AwsCallError:

@@ -24,7 +24,14 @@ from deployer.artifacts import (
     bootstrap_template,
     checked_bucket,
 )
-from deployer.aws import AWS_ERRORS, Clients, call_failure, caller_account, error_code
+from deployer.aws import (
+    AWS_ERRORS,
+    Clients,
+    call_failure,
+    caller_account,
+    check_reachable,
+    error_code,
+)
 from deployer.changeset import Deployer, WaitConfig, utc_now
 from deployer.errors import (
     DependentStackError,
@@ -249,6 +256,7 @@ class Run:
         """Deploy or destroy; errors end up in the report, failures are reprinted last."""
         try:
             self.account = caller_account(self.clients.sts, self.clients.profile)
+            check_reachable(self.clients.probes)
             names = ", ".join(self.plan.name(base) for base in self.plan.bases)
             verb = "destroying" if self.options.destroy else "deploying"
             self.writer(f"{verb} {names} in account {self.account}, region {self.clients.region}")

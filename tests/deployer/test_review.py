@@ -6,6 +6,7 @@ Each test reproduces one finding; each failed on main before its fix (see the co
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 import deploy
 from deployer import inputs
+from deployer.aws import PROBE, AwsSettings, Clients
 from deployer.config import load_config
 from deployer.errors import InvalidInputError, PackagingError
 from deployer.run import DeployOptions, Run, prepare
@@ -172,3 +174,30 @@ def test_packaging_fails_before_anything_is_created_in_aws(tmp_path: Path) -> No
     report = Run(prepare(options), options, stubbed.clients, print, lambda _: False).execute()
     assert isinstance(report.error, PackagingError), report.error
     assert report.outcomes == []
+
+
+def test_a_cloudformation_endpoint_that_does_not_answer_is_reported_after_two_attempts(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """STS answers (a private subnet with an STS endpoint only, or a mistyped
+    AWS_ENDPOINT_URL_CLOUDFORMATION) but CloudFormation does not: the first CloudFormation
+    call made its 10 patient attempts and reported after a minute (measured: 62 s)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", f"http://127.0.0.1:{port}")
+    sent: list[str] = []
+    made = deploy.make_clients
+
+    def counting(settings: AwsSettings) -> Clients:
+        clients = made(settings)
+        for client in [clients.cloudformation, *clients.probes.values()]:
+            client.meta.events.register("before-send.cloudformation", lambda **_: sent.append(""))
+        return clients
+
+    monkeypatch.setattr("deploy.make_clients", counting)
+    assert deploy.main(["--suffix", "qa", "--stack", "payment-api", "--yes"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cloudformation at http://127.0.0.1:{port}" in err[0], err
+    assert len(sent) == PROBE.max_attempts
