@@ -28,7 +28,13 @@ from deployer.rollback import (
     critical_alarms,
     plan_rollback,
 )
-from deployer.safety import ALLOW_UPDATES, data_losses, protected_resources, stack_policy
+from deployer.safety import (
+    ALLOW_UPDATES,
+    data_losses,
+    protected_resources,
+    stack_policy,
+    with_operator_statements,
+)
 from deployer.stackspec import MAX_TEMPLATE_BODY, StackSpec, deployed_parameters
 
 Confirm = Callable[[str], bool]
@@ -413,7 +419,9 @@ class StackFlow:
         """Give the stack its policy when it carries another one (or none)."""
         if spec.stack_policy is None:
             return
-        if self.deployer.stack_policy(spec.name) == spec.stack_policy:
+        deployed = self.deployer.stack_policy(spec.name)
+        wanted = with_operator_statements(spec.stack_policy, deployed)
+        if deployed == wanted:
             return
         tables = ", ".join(protected_resources(spec.template))
         denied = f"Update:Replace and Update:Delete denied on {tables}"
@@ -423,8 +431,10 @@ class StackFlow:
                 f"it ({denied})"
             )
             return
-        self.deployer.set_stack_policy(spec.name, spec.stack_policy)
-        self.log(f"stack policy set: {denied}")
+        self.deployer.set_stack_policy(spec.name, wanted)
+        kept = len(wanted["Statement"]) - len(spec.stack_policy["Statement"])
+        also = f"; kept {kept} statement(s) of the stack's own policy" if kept else ""
+        self.log(f"stack policy set: {denied}{also}")
 
     def lift_policy(
         self,

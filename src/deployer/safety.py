@@ -105,3 +105,34 @@ def stack_policy(template: Mapping[str, Any], allowed: Iterable[str] = ()) -> di
             }
         )
     return {"Statement": statements}
+
+
+DENY_ACTIONS = ["Update:Replace", "Update:Delete"]
+
+
+def _written_by_us(statement: Mapping[str, Any]) -> bool:
+    """True for a statement stack_policy() writes (the allow, or a deny on tables)."""
+    if statement in ALLOW_UPDATES["Statement"]:
+        return True
+    resources = statement.get("Resource")
+    return (
+        (statement.get("Effect") == "Deny")
+        and (statement.get("Principal") == "*")
+        and (statement.get("Action") == DENY_ACTIONS)
+        and isinstance(resources, list)
+        and all(str(item).startswith("LogicalResourceId/") for item in resources)
+        and set(statement) == {"Effect", "Principal", "Action", "Resource"}
+    )
+
+
+def with_operator_statements(
+    policy: Mapping[str, Any], deployed: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`policy` plus the statements of the deployed policy that we did not write.
+
+    An operator may add statements to the stack policy (deny updates to the key during a
+    freeze, say); the deployer keeps them rather than resetting what an operator set.
+    """
+    own = [dict(s) for s in (deployed or {}).get("Statement", []) if not _written_by_us(s)]
+    statements = list(policy["Statement"])
+    return {"Statement": statements + [s for s in own if s not in statements]}

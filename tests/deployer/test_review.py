@@ -5,9 +5,11 @@ Each test reproduces one finding; each failed on main before its fix (see the co
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +20,10 @@ from deployer.config import load_config
 from deployer.errors import InvalidInputError, PackagingError
 from deployer.run import DeployOptions, Run, prepare
 from templates.common import to_json
-from tests.deployer.stubbed import TEMPLATE, Harness, event
+from tests.deployer.stubbed import TEMPLATE, Harness, event, spec
 from tests.deployer.test_cli import StubbedAws
+from tests.deployer.test_safety import OURS, policy_body
+from tests.deployer.test_safety import TEMPLATE as TABLES
 
 
 def test_an_update_whose_cleanup_left_an_old_resource_is_still_a_success() -> None:
@@ -177,3 +181,37 @@ def test_a_cloudformation_endpoint_that_does_not_answer_is_reported_after_two_at
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cloudformation at http://127.0.0.1:{port}" in err[0], err
     assert len(sent) == PROBE.max_attempts
+
+
+OPERATOR_DENY = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "Update:*",
+    "Resource": "LogicalResourceId/StackKey",
+}
+
+
+@pytest.mark.parametrize(
+    ("deployed", "expected"),
+    [
+        ({"Statement": [*OURS["Statement"], OPERATOR_DENY]}, None),
+        (
+            {"Statement": [OPERATOR_DENY]},
+            {"Statement": [*OURS["Statement"], OPERATOR_DENY]},
+        ),
+    ],
+    ids=["ours-and-the-operators", "the-operators-only"],
+)
+def test_a_stack_policy_statement_an_operator_added_is_kept(
+    deployed: dict[str, Any], expected: dict[str, Any] | None
+) -> None:
+    """An operator who also protects the KMS key (or freezes a resource) with the stack
+    policy saw it silently replaced by ours on the next run, up to date or not: the
+    deployer resets what an operator set, here a data-protection control."""
+    h = Harness()
+    h.describe("UPDATE_COMPLETE")
+    h.add("get_template", {"TemplateBody": to_json(TABLES)})
+    h.add("get_stack_policy", {"StackPolicyBody": json.dumps(deployed)})
+    if expected is not None:  # else nothing is set: SetStackPolicy is not queued
+        h.add("set_stack_policy", {}, policy_body(expected))
+    assert h.run(wanted=spec(template=TABLES, stack_policy=OURS)).result == "up to date"
