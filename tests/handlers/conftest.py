@@ -27,6 +27,7 @@ from moto import mock_aws
 
 from handlers.payments.cards import contains_pan
 from handlers.payments.provider import LEDGER_KEY, ChargeStatus
+from handlers.payments.store import VOID_RECORD
 from tests.figures import report  # noqa: F401 - the handler tests import it from here
 from tests.handlers.platform import REGION, PlatformSpec, platform_template
 
@@ -159,6 +160,20 @@ class Aws:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return sum(int(value) for value in attributes.values())
+
+    def kept_ids(self) -> list[str]:
+        """Ids of the table's items that hold anything: every item but the void markers a
+        lost binding leaves (store.VOID_RECORD: an unused random id and its expiry, checked
+        here to hold nothing else)."""
+        paginator = self.client("dynamodb").get_paginator("scan")
+        kept = []
+        for page in paginator.paginate(TableName=self.table):
+            for item in page["Items"]:
+                if item.get("recordType", {}).get("S") == VOID_RECORD:
+                    assert set(item) == {"id", "recordType", "expiration"}, item
+                else:
+                    kept.append(item["id"]["S"])
+        return kept
 
     def scan_ids(self, prefix: str) -> list[str]:
         """Ids of the table's items starting with a prefix."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.handlers.conftest import (
     FakeLambdaContext,
     api_event,
@@ -35,6 +37,7 @@ def send(aws, logical, count):
         aws.client("sqs").send_message(QueueUrl=aws.queue_url(logical), MessageBody=f'{{"n":{i}}}')
 
 
+@pytest.mark.requirement("S001-API-HEALTH")
 def test_all_ok_is_200_healthy(health):
     response = health.get()
     assert response["statusCode"] == 200
@@ -73,6 +76,7 @@ def test_high_processing_error_rate_is_degraded(health):
     assert body["components"]["processing"] == "degraded"
 
 
+@pytest.mark.requirement("S001-API-HEALTH", "S001-ERROR-HANDLING")
 def test_unreachable_table_is_503_without_internals(health, captured_logs):
     health.aws.client("dynamodb").delete_table(TableName=health.aws.table)
     response = health.get()

@@ -18,6 +18,7 @@ from handlers.payments.service import PaymentRequest, accept_payment, run_attemp
 from handlers.payments.store import TransactionStore
 from handlers.payments.validation import ValidationRules, validate_payment
 from tests.handlers.conftest import (
+    aws_error,
     body_of,
     drain,
     failing,
@@ -43,6 +44,7 @@ def test_same_request_many_times_sequentially(processing):
     assert processing.ledger.attempts(transaction_id) == 1
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_replay_of_a_queued_payment_shows_its_current_state_and_runs_nothing(processing):
     key = new_key()
     first = processing.pay(payment_body(paymentToken="tok_test_flaky"), key)
@@ -58,6 +60,7 @@ def test_replay_of_a_queued_payment_shows_its_current_state_and_runs_nothing(pro
     assert body_of(final) == body_of(processing.get(transaction_id))
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_a_different_body_is_refused_on_every_path(processing):
     """Once bound, another body is 422: after a 201, after a 202, while pending."""
     for token in ("tok_test_approve", "tok_test_flaky", "tok_test_timeout"):
@@ -88,6 +91,7 @@ def test_a_key_is_scoped_to_the_merchant_too(processing):
     assert body_of(one)["transactionId"] != body_of(two)["transactionId"]
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_a_failed_binding_keeps_nothing_and_frees_the_key(processing):
     """503 with Retry-After when the one write fails: nothing stored, queued or charged, and
     the key may carry a different body afterwards."""
@@ -97,10 +101,56 @@ def test_a_failed_binding_keeps_nothing_and_frees_the_key(processing):
         refused = processing.pay(payment_body(), key)
     assert refused["statusCode"] == 503
     assert response_headers(refused)["retry-after"] == "1"
-    assert processing.aws.scan_ids("") == []
+    assert processing.aws.kept_ids() == []  # at most a void marker of the unused id
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
     assert processing.ledger.items() == {}
     assert processing.pay(payment_body(amount="30.00"), key)["statusCode"] == 201
+
+
+@pytest.mark.requirement("S001-INTEGRITY")
+def test_a_binding_that_commits_after_its_503_cannot(processing):
+    """The binding's answer is lost and DynamoDB still holds the transaction, which commits
+    after the function gave up (what TransactionInProgressException exists for). The 503
+    voids the transaction id first, so the late commit is cancelled: nothing is kept, and the
+    sweeper has nothing to charge. On the previous code the late commit made a RECEIVED row
+    after the 503 (the client told nothing was kept, the sweeper then charging it)."""
+    from botocore.exceptions import ClientError
+
+    key = new_key()
+    client = processing.runtime.store._client
+    with failing(client, "TransactWriteItems", code="InternalServerError") as lost:
+        assert processing.pay(payment_body(), key)["statusCode"] == 503
+    (late,) = lost
+    with pytest.raises(ClientError) as cancelled:
+        processing.aws.client("dynamodb").transact_write_items(**late)
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert processing.aws.kept_ids() == []  # neither the row nor the binding
+    voided = late["TransactItems"][1]["Put"]["Item"]["id"]["S"]
+    assert processing.aws.scan_ids("") == [voided]
+    assert processing.pay(payment_body(amount="30.00"), key)["statusCode"] == 201
+
+
+def test_a_binding_whose_answer_was_lost_but_committed_carries_on(processing):
+    """The write happened, only its answer was lost: read back, the payment goes on (201),
+    once, and a retry with the key replays it."""
+    key = new_key()
+    client = processing.runtime.store._client
+    dynamodb = processing.aws.fresh_client("dynamodb")  # the request that did get through
+
+    def commit_then_lose_the_answer(params, **_):
+        dynamodb.transact_write_items(**params)
+        raise aws_error("InternalServerError", "TransactWriteItems")
+
+    event = "provide-client-params.dynamodb.TransactWriteItems"
+    client.meta.events.register(event, commit_then_lose_the_answer, unique_id="lost-answer")
+    try:
+        first = processing.pay(payment_body(), key)
+    finally:
+        client.meta.events.unregister(event, unique_id="lost-answer")
+    assert first["statusCode"] == 201
+    replay = processing.pay(payment_body(), key)
+    assert body_of(replay) == body_of(first)
+    assert list(processing.ledger.charges()) == [body_of(first)["transactionId"]]
 
 
 def test_a_cancelled_transaction_for_throttling_is_503(processing):
@@ -145,6 +195,7 @@ def test_an_expired_binding_no_longer_holds_the_key(processing):
     assert body_of(fresh)["transactionId"] != "txn_" + "a" * 32
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 @pytest.mark.parametrize("token", ["tok_test_approve", "tok_test_decline", "tok_test_flaky"])
 def test_same_request_from_concurrent_environments(processing, token):
     key = new_key()

@@ -56,6 +56,7 @@ def queue_bodies(aws, logical="FailedTransactionsQueue"):
 # ---- 1. a 202 payment can be lost, and a reused key is accepted -------------------------
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_defect1_a_failed_first_write_is_never_a_202_without_a_row(processing):
     """The first DynamoDB write of the transaction fails transiently: either 503 with
     Retry-After and nothing kept, or a 202 whose row GET shows and whose key stays bound."""
@@ -70,7 +71,7 @@ def test_defect1_a_failed_first_write_is_never_a_202_without_a_row(processing):
     assert first["statusCode"] in (202, 503), first
     if first["statusCode"] == 503:
         assert response_headers(first)["retry-after"]
-        assert processing.aws.scan_ids("") == []
+        assert processing.aws.kept_ids() == []
         assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
         return
     transaction_id = body_of(first)["transactionId"]
@@ -79,6 +80,7 @@ def test_defect1_a_failed_first_write_is_never_a_202_without_a_row(processing):
     assert other["statusCode"] == 422
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_defect1_every_202_ends_visible_and_charged_once(processing):
     """Whatever the first write did, every payment answered 202 ends with an outcome GET
     shows once the queue has been drained; a different body for the key never charges."""
@@ -221,6 +223,7 @@ def with_counting_provider(processing):
     return counting
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_defect6_client_retries_of_a_queued_payment_run_nothing_again(processing):
     counting = with_counting_provider(processing)
     key = new_key()
@@ -235,6 +238,7 @@ def test_defect6_client_retries_of_a_queued_payment_run_nothing_again(processing
 # ---- 7. messages deleted unprocessed ----------------------------------------------------
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING", "S001-DLQ")
 def test_defect7_unprocessable_messages_are_batch_item_failures(processing):
     good = load_event("sqs_failed_transactions_batch")["Records"][0]
     bodies = [
@@ -249,6 +253,7 @@ def test_defect7_unprocessable_messages_are_batch_item_failures(processing):
     assert failed == {f"m{i}" for i in range(len(bodies))}
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING")
 def test_defect7_a_message_conflicting_with_the_stored_transaction_is_not_dropped(processing):
     paid = processing.pay(payment_body(paymentToken="tok_test_flaky"))
     assert paid["statusCode"] == 202
@@ -315,6 +320,7 @@ def _assert_malformed_refused(answers, needs_caller):
             assert 400 <= status < 500, (name, status)
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING")
 def test_defect8_validation_answers_every_event_shape(modules):
     handler = modules["validation"].handler
     answers = _answers(
@@ -323,12 +329,14 @@ def test_defect8_validation_answers_every_event_shape(modules):
     _assert_malformed_refused(answers, needs_caller=False)
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING")
 def test_defect8_processing_answers_every_event_shape(processing):
     answers = _answers(processing.invoke, "apigw_rest_post_process_payment")
     _assert_malformed_refused(answers, needs_caller=True)
     assert processing.aws.scan_ids("") == []
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING", "S001-API-HEALTH")
 def test_defect8_health_answers_every_event_shape(health):
     invoke = lambda e: health.module.handler(e, FakeLambdaContext())  # noqa: E731
     _assert_malformed_refused(_answers(invoke, "apigw_rest_get_health"), needs_caller=False)
@@ -337,6 +345,7 @@ def test_defect8_health_answers_every_event_shape(health):
 # ---- 9. the health gate can be blind ----------------------------------------------------
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-HEALTH-FUNCTION")
 def test_defect9_deferred_retries_make_processing_degraded(health):
     namespace = health.module.CONFIG.common.metrics_namespace
     health.aws.client("cloudwatch").put_metric_data(
@@ -357,6 +366,7 @@ def test_defect9_deferred_retries_make_processing_degraded(health):
     assert body_of(health.get())["components"]["processing"] == "degraded"
 
 
+@pytest.mark.requirement("S001-HEALTH-FUNCTION")
 def test_defect9_describe_alarms_asks_for_metric_alarms_by_name_only(health):
     seen = []
     client = health.aws.client("cloudwatch")
@@ -455,6 +465,7 @@ def _status(processing, transaction_id):
     return item["status"]["S"]
 
 
+@pytest.mark.requirement("S001-SELF-HEALING")
 def test_defect4_a_newer_stuck_payment_is_not_starved_by_older_ones(
     processing, health, monkeypatch
 ):
@@ -477,6 +488,7 @@ def test_defect4_a_newer_stuck_payment_is_not_starved_by_older_ones(
     assert _status(processing, crashed) in ("SUCCEEDED", "AUTHORIZED")
 
 
+@pytest.mark.requirement("S001-INTEGRITY", "S001-SELF-HEALING")
 def test_defect4_a_payment_that_never_succeeds_ends_in_review_with_bounded_calls(
     processing, health, monkeypatch
 ):
@@ -507,6 +519,7 @@ def test_defect4_a_payment_that_never_succeeds_ends_in_review_with_bounded_calls
 # ---- 5. charged once only inside one execution environment ------------------------------
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_defect5_a_second_environment_never_charges_again(processing, health, monkeypatch):
     """Environment A charges and dies before recording; environment B, with its own
     acquirer object and clients, completes the payment: one charge in the acquirer's books."""

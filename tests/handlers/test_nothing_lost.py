@@ -12,6 +12,8 @@ import io
 import random
 from collections import Counter
 
+import pytest
+
 from handlers.payments.provider import ProviderTimeoutError
 from tests.handlers.conftest import aws_error, body_of, deliver, item_id, payment_body, report
 
@@ -113,6 +115,7 @@ class NoMoveTasks:
         return True
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_thousand_payments_with_random_faults_none_lost_none_charged_twice(
     processing, health, monkeypatch
 ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.handlers.conftest import (
     body_of,
     deliver,
@@ -30,6 +32,7 @@ def stored(processing, transaction_id):
     return body_of(processing.get(transaction_id))
 
 
+@pytest.mark.requirement("S001-INTEGRITY", "S001-FAILED-QUEUE")
 def test_provider_timeout_answers_202_and_the_consumer_completes_it(processing):
     response = processing.pay(payment_body(paymentToken="tok_test_flaky"))
     assert response["statusCode"] == 202
@@ -48,6 +51,7 @@ def test_provider_timeout_answers_202_and_the_consumer_completes_it(processing):
     assert list(processing.ledger.charges()) == [transaction_id]
 
 
+@pytest.mark.requirement("S001-INTEGRITY")
 def test_throttled_completion_after_the_charge_never_charges_twice(processing):
     dynamodb = processing.runtime.store._client
     with failing(dynamodb, "UpdateItem", lambda p: item_id(p).startswith("txn_")):
@@ -110,6 +114,7 @@ def test_consumer_reports_only_the_failed_messages(processing):
     assert {stored(processing, b["transactionId"])["status"] for b in flaky} == {"SUCCEEDED"}
 
 
+@pytest.mark.requirement("S001-INTEGRITY", "S001-DLQ")
 def test_a_payment_that_keeps_failing_ends_in_review_not_in_a_loop(processing):
     """tok_test_timeout never succeeds: the API's attempt and the message's receives use up
     MAX_PAYMENT_ATTEMPTS between them; the message then reaches the DLQ and the sweeper's next
@@ -134,6 +139,7 @@ def test_a_payment_that_keeps_failing_ends_in_review_not_in_a_loop(processing):
     assert processing.ledger.charges() == {}
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING", "S001-DLQ")
 def test_unprocessable_records_are_reported_failed_so_they_reach_the_dlq(processing, captured_logs):
     good = load_event("sqs_failed_transactions_batch")["Records"][0]
     bodies = [
@@ -152,6 +158,7 @@ def test_unprocessable_records_are_reported_failed_so_they_reach_the_dlq(process
     assert captured_logs.getvalue().count("queue message rejected") == len(bodies)
 
 
+@pytest.mark.requirement("S001-ERROR-HANDLING", "S001-DLQ")
 def test_a_poison_message_ends_in_the_dlq(processing):
     sqs = processing.aws.client("sqs")
     sqs.send_message(
@@ -186,8 +193,6 @@ def test_a_retry_of_a_finished_payment_is_acknowledged_and_runs_nothing(processi
 def test_a_batch_whose_records_are_not_sqs_records_fails_whole(processing):
     """A `Records` event that is not an SQS batch is never answered as an API request (that
     would acknowledge the batch): the invocation fails and SQS keeps every message."""
-    import pytest
-
     with pytest.raises(Exception):  # noqa: B017 - any error fails the invocation
         processing.invoke({"Records": [{"eventSource": "aws:sqs"}]})
 
@@ -218,6 +223,7 @@ def emitted_metrics(output: str) -> dict[str, float]:
     return totals
 
 
+@pytest.mark.requirement("S001-INTEGRITY", "S001-ERROR-HANDLING")
 def test_the_acquirer_refusing_the_key_is_review_on_both_paths(
     processing, monkeypatch, captured_logs, capsys
 ):

@@ -141,6 +141,7 @@ def redrive_action(result):
     return action
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-HEALTH-FUNCTION")
 def test_healthy_with_dlq_messages_starts_one_capped_redrive(health):
     fill_dlq(health)
     health.aws.client("cloudwatch").set_alarm_state(
@@ -161,6 +162,7 @@ def test_healthy_with_dlq_messages_starts_one_capped_redrive(health):
     assert int(state_item(health)["lastRedriveAt"]["N"]) == pytest.approx(time.time(), abs=60)
 
 
+@pytest.mark.requirement("S001-SELF-HEALING")
 def test_unhealthy_path_never_redrives(health):
     fill_dlq(health)
     health.aws.client("cloudwatch").set_alarm_state(
@@ -343,6 +345,7 @@ def empty_dlq(health):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@pytest.mark.requirement("S001-SELF-HEALING", "S001-ERROR-HANDLING")
 def test_poison_brought_back_by_a_redrive_halts_the_redrive_until_the_dlq_is_empty(health):
     """A message the consumer rejected after the last redrive means the DLQ holds poison: no
     more automatic redrives (one SNS message says so), until the DLQ has been seen empty."""

@@ -86,6 +86,7 @@ def test_template_gives_the_sweeper_its_threshold(health):
     assert health.module.CONFIG.stuck_requeue_limit == 50
 
 
+@pytest.mark.requirement("S001-SELF-HEALING")
 def test_stuck_payment_is_requeued_and_completed_once(processing, health):
     transaction_id = stuck_payment(processing)
     assert processing.ledger.attempts(transaction_id) == 1  # charged before the crash
@@ -120,6 +121,7 @@ def test_a_requeued_payment_moves_to_the_back_of_the_line(processing, health):
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 1
 
 
+@pytest.mark.requirement("S001-SELF-HEALING")
 def test_the_least_recently_requeued_come_first_and_none_starves(processing, health, monkeypatch):
     limit = 3
     config = dataclasses.replace(health.runtime.config, stuck_requeue_limit=limit)
@@ -229,6 +231,7 @@ def test_dry_run_requeues_nothing(processing, health, monkeypatch):
     assert status_of(processing, transaction_id) == "RECEIVED"
 
 
+@pytest.mark.requirement("S001-SELF-HEALING")
 def test_unhealthy_processing_path_requeues_nothing(processing, health):
     transaction_id = stuck_payment(processing)
     age(processing.aws, transaction_id, THRESHOLD + 60)

@@ -76,6 +76,7 @@ PENDING_SHARD = "pending"
 PENDING_SORT_ATTRIBUTE = "requeuedAt"
 TRANSACTION_RECORD = "transaction"
 KEY_RECORD = "idempotency-key"
+VOID_RECORD = "void"  # a transaction id whose binding's answer was lost and that never committed
 TRANSACTION_PREFIX = "txn_"
 # Codes DynamoDB gives a cancelled transaction when retrying it may succeed.
 _TRANSIENT_CANCELLATIONS = frozenset(
@@ -308,16 +309,46 @@ class TransactionStore:
                 ],
             )
         except StoreUnavailableError:
-            existing = self._read_binding(scope)  # StoreUnavailableError again: unknown, 503
-            if existing is None:
-                raise
-            if existing.transaction_id != transaction_id:
+            existing = self._settle_lost_answer(scope, transaction_id, now)
+            if existing is not None:
                 return existing
         except ClientError as error:
             if error_code(error) != "TransactionCanceledException":
                 raise
             return self._bound_key(scope, error)
         return _from_item(item)
+
+    def _settle_lost_answer(
+        self, scope: KeyScope, transaction_id: str, now: dt.datetime
+    ) -> BoundKey | None:
+        """After a binding whose answer was lost (throttled after it, a timeout): None when it
+        committed (carry on as if answered), the BoundKey when the key was bound before, or
+        StoreUnavailableError (503) once nothing is recorded, nor ever will be.
+
+        DynamoDB may still hold the transaction in progress after the client gave up
+        (TransactionInProgressException exists for that), so a read that finds no binding
+        proves nothing about a moment later: the transaction id is voided first, a marker
+        item under it (`attribute_not_exists`), on which the late transaction's own
+        `attribute_not_exists(id)` then fails. Ids are random and used once, so the marker
+        can never hold up another payment."""
+        existing = self._read_binding(scope)  # StoreUnavailableError again: unknown, 503
+        if existing is not None:
+            return None if existing.transaction_id == transaction_id else existing
+        marker = {
+            "id": {"S": transaction_id},
+            "recordType": {"S": VOID_RECORD},
+            "expiration": {"N": str(int(now.timestamp()) + self._key_ttl)},
+        }
+        try:
+            self._call(
+                "put_item", TableName=self._table, Item=marker,
+                ConditionExpression="attribute_not_exists(id)",
+            )  # fmt: skip
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return None  # the transaction committed between the read and the marker
+        raise StoreUnavailableError("nothing was recorded; the transaction id is void")
 
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
         found = self._call(
