@@ -4,8 +4,8 @@ beside the floor (`python -c "import boto3"`) measured in the same run.
 Each sample is a new `python -c` process (the Lambda init phase imports the
 handler module into a fresh interpreter), with the environment the platform
 template gives that function. Also shows the first request's extra cost where
-a handler defers an import to first use (lazily built clients and Powertools'
-idempotency / batch utilities).
+a handler defers an import to first use (lazily built clients, and Powertools' batch
+utility on the processing function's first queue batch).
 
     python bench/cold_start.py [--runs 15]
 """

@@ -1,9 +1,10 @@
 """Warm-path overhead of the validation and processing handlers, AWS answered locally.
 
 Each request goes through the whole Lambda handler (Powertools logger and
-metrics decorators, REST resolver, validation, idempotency layer, store,
-provider, response) with every DynamoDB call answered by botocore's Stubber:
-real request serialisation and response parsing, no network, no moto.
+metrics decorators, the router, validation and card-data checks, the key binding,
+the acquirer's ledger, the outcome write, the response) with every DynamoDB call
+answered by botocore's Stubber: real request serialisation and response parsing,
+no network, no moto.
 Prints p50 / p99 / mean over 10,000 requests after a warm-up.
 
     python bench/warm_path.py [--requests 10000]
