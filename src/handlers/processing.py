@@ -35,7 +35,12 @@ from handlers.payments.service import (
     accept_payment,
     retry_payment,
 )
-from handlers.payments.store import StoreUnavailableError, TransactionStatus, TransactionStore
+from handlers.payments.store import (
+    OutcomeUnknownError,
+    StoreUnavailableError,
+    TransactionStatus,
+    TransactionStore,
+)
 from handlers.payments.validation import FieldError, parse_payment
 
 if TYPE_CHECKING:
@@ -183,6 +188,20 @@ def unavailable(error: Exception) -> api.ApiError:
     )
     message = "The service is temporarily unavailable; retry with the same Idempotency-Key."
     return api.ApiError(503, "service_unavailable", message, headers=RETRY_AFTER)
+
+
+@router.on(OutcomeUnknownError)
+def outcome_unknown(error: Exception) -> api.ApiError:
+    """The payment may have been recorded (DynamoDB could not say): a server error, not a
+    503, which promises nothing was kept; the same key and body replay it if it was."""
+    _count("ServerError")
+    logger.error("payment outcome unknown", extra={"cause": _cause(error)})
+    return api.ApiError(
+        500,
+        "internal_error",
+        "The payment may or may not have been recorded; retry with the same Idempotency-Key "
+        "and body to learn its state.",
+    )
 
 
 def _cause(error: BaseException) -> str | None:

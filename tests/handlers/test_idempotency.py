@@ -97,10 +97,20 @@ def test_a_failed_binding_keeps_nothing_and_frees_the_key(processing):
         refused = processing.pay(payment_body(), key)
     assert refused["statusCode"] == 503
     assert response_headers(refused)["retry-after"] == "1"
-    assert processing.aws.scan_ids("") == []
+    # Nothing but the void marker of the unused transaction id (store.bind): no row, no binding.
+    assert processing.aws.scan_ids("idem_") == []
+    assert [voided(processing, i) for i in processing.aws.scan_ids("")] == [True]
     assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
     assert processing.ledger.items() == {}
     assert processing.pay(payment_body(amount="30.00"), key)["statusCode"] == 201
+
+
+def voided(processing, item_id):
+    """True when the item is only the void marker of a transaction id (store.bind)."""
+    item = processing.aws.client("dynamodb").get_item(
+        TableName=processing.aws.table, Key={"id": {"S": item_id}}
+    )["Item"]
+    return item["recordType"]["S"] == "void" and set(item) == {"id", "recordType", "expiration"}
 
 
 def test_a_cancelled_transaction_for_throttling_is_503(processing):

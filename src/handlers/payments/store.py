@@ -23,6 +23,7 @@ removes `pendingShard`, so the index holds exactly the unfinished transactions.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import secrets
 from collections.abc import Callable
@@ -76,6 +77,8 @@ PENDING_SHARD = "pending"
 PENDING_SORT_ATTRIBUTE = "requeuedAt"
 TRANSACTION_RECORD = "transaction"
 KEY_RECORD = "idempotency-key"
+# A transaction id voided after a lost binding answer (see TransactionStore.bind).
+VOID_RECORD = "void"
 TRANSACTION_PREFIX = "txn_"
 # Codes DynamoDB gives a cancelled transaction when retrying it may succeed.
 _TRANSIENT_CANCELLATIONS = frozenset(
@@ -87,6 +90,12 @@ _PENDING_CONDITION = "#status IN (:received, :queued)"
 
 class StoreUnavailableError(Exception):
     """DynamoDB throttled or failed transiently; the same write may be retried."""
+
+
+class OutcomeUnknownError(Exception):
+    """A payment's binding may or may not have been recorded, and DynamoDB cannot say which:
+    never answered 503 (which promises nothing was kept); a retry with the same key and body
+    finds out."""
 
 
 def utc_now() -> dt.datetime:
@@ -249,9 +258,10 @@ class TransactionStore:
         """Bind the key and record the transaction RECEIVED (first attempt counted), in one
         transaction; or, when the key is already bound, what it is bound to.
 
-        StoreUnavailableError means nothing was recorded, as far as can be known: when the
-        write's answer was lost (throttled after it, a timeout), the binding is read back
-        first, and a write that did happen carries on as if answered."""
+        StoreUnavailableError means nothing was recorded, for certain: when the write's answer
+        was lost (throttled after it, a timeout), the outcome is settled first
+        (`_settle_lost_binding`): a write that did happen carries on as if answered, one that
+        did not is made impossible; OutcomeUnknownError when neither can be established."""
         now = self._clock()
         stamp = timestamp(now)
         request_hash = payment.fingerprint()
@@ -308,16 +318,47 @@ class TransactionStore:
                 ],
             )
         except StoreUnavailableError:
-            existing = self._read_binding(scope)  # StoreUnavailableError again: unknown, 503
-            if existing is None:
-                raise
-            if existing.transaction_id != transaction_id:
+            existing = self._settle_lost_binding(scope, transaction_id, binding["expiration"])
+            if existing is not None:
                 return existing
         except ClientError as error:
             if error_code(error) != "TransactionCanceledException":
                 raise
             return self._bound_key(scope, error)
         return _from_item(item)
+
+    def _settle_lost_binding(
+        self, scope: KeyScope, transaction_id: str, expiration: dict[str, str]
+    ) -> BoundKey | None:
+        """After the binding's answer was lost: None when it was written (carry on), the
+        binding another request holds, or StoreUnavailableError when it is certain that nothing
+        was recorded. An unanswered write may still commit after a read that did not see it
+        (or the read fails too), so "not seen" is made final by voiding the transaction id:
+        the binding transaction's Put requires `attribute_not_exists(id)` on it and can no
+        longer commit. OutcomeUnknownError when even that cannot be written."""
+        with contextlib.suppress(StoreUnavailableError):  # unread: the void decides
+            existing = self._read_binding(scope)
+            if existing is not None:
+                return None if existing.transaction_id == transaction_id else existing
+        try:
+            self._call(
+                "put_item",
+                TableName=self._table,
+                Item={
+                    "id": {"S": transaction_id},
+                    "recordType": {"S": VOID_RECORD},
+                    # Kept as long as a binding: far longer than a write can stay in flight.
+                    "expiration": expiration,
+                },
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except StoreUnavailableError as error:
+            raise OutcomeUnknownError("the binding's outcome could not be settled") from error
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return None  # the transaction row is there: the binding was written with it
+        raise StoreUnavailableError("the binding was not written, and now never will be")
 
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
         found = self._call(

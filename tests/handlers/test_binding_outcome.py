@@ -1,0 +1,126 @@
+"""A lost answer to the key binding never turns into a 503 for a payment that exists.
+
+503 promises nothing was kept (the client may give up, or pay another way). When the binding
+write's answer is lost, it may have committed, or may still commit after a read-back that did
+not see it; the answer must then be the payment (it is there) or a 503 that is true (it is
+not, and can no longer appear), and a server error that promises nothing when DynamoDB cannot
+say which. Each case runs the sweeper and the consumer afterwards: a charge after a 503 is
+the failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.handlers.conftest import aws_error, body_of, drain, new_key, payment_body
+from tests.handlers.test_stuck_payments import THRESHOLD, age
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+class Faults:
+    """Hooks on the processing environment's DynamoDB client, registered for one request."""
+
+    def __init__(self, client):
+        self.client = client
+        self.hooks = []
+
+    def on(self, event, hook):
+        self.client.meta.events.register(event, hook, unique_id=f"{event}-{len(self.hooks)}")
+        self.hooks.append(event)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        for index, event in enumerate(self.hooks):
+            self.client.meta.events.unregister(event, unique_id=f"{event}-{index}")
+
+
+def settle_everything(processing, health):
+    """Age every row past the sweeper's threshold, sweep, and let the consumer run."""
+    for transaction_id in processing.aws.scan_ids("txn_"):
+        age(processing.aws, transaction_id, THRESHOLD + 60)
+    health.scheduled()
+    drain(processing)
+
+
+def never_charged_after_a_503(processing, response):
+    if response["statusCode"] == 503:
+        assert processing.ledger.charges() == {}, "charged after answering 503"
+        assert processing.aws.scan_ids("idem_") == []  # the key is free
+
+
+def test_binding_committed_answer_lost_and_read_back_throttled(processing, health):
+    """The binding took effect, its answer was lost, and the read-back was throttled: the
+    payment exists, so the client gets it (before: 503, then the sweeper charged it)."""
+    lost = []
+
+    def lose_answer(model, **_):
+        if not lost:
+            lost.append(model.name)
+            raise aws_error(THROTTLED, model.name)
+
+    def throttle_read_back(params, **_):
+        if lost and len(lost) == 1:
+            lost.append("GetItem")
+            raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("after-call.dynamodb.TransactWriteItems", lose_answer)
+        faults.on("provide-client-params.dynamodb.GetItem", throttle_read_back)
+        response = processing.pay(payment_body(), new_key())
+    assert lost == ["TransactWriteItems", "GetItem"]
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    assert response["statusCode"] in (201, 202), response
+    assert list(processing.ledger.charges()) == [body_of(response)["transactionId"]]
+
+
+def test_binding_still_in_flight_after_the_read_back(processing, health):
+    """The binding's answer is lost and it commits only after the read-back saw nothing (a
+    slow write, a timeout): once answered 503 it must never commit (before: it did, and the
+    sweeper charged a payment answered 503)."""
+    in_flight = []
+    clean = processing.aws.fresh_client("dynamodb")
+
+    def hold_back(params, **_):
+        if not in_flight:
+            in_flight.append(dict(params))
+            raise aws_error(THROTTLED, "TransactWriteItems")  # the answer never came
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", hold_back)
+        response = processing.pay(payment_body(), new_key())
+    # The write lands now, after the function answered.
+    try:
+        clean.transact_write_items(**in_flight[0])
+    except clean.exceptions.TransactionCanceledException:
+        pass
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    if response["statusCode"] != 503:
+        assert response["statusCode"] in (201, 202), response
+        assert processing.get(body_of(response)["transactionId"])["statusCode"] == 200
+
+
+def test_outcome_nobody_can_settle_is_not_a_503(processing):
+    """Every DynamoDB call after the lost answer fails: the payment may exist, so the answer
+    is a server error that promises nothing (a 503 promises nothing was kept)."""
+
+    def lose_answer(model, **_):
+        raise aws_error(THROTTLED, model.name)
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "any")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("after-call.dynamodb.TransactWriteItems", lose_answer)
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        faults.on("provide-client-params.dynamodb.PutItem", throttled)
+        response = processing.pay(payment_body(), new_key())
+    assert processing.aws.scan_ids("txn_"), "the binding did commit"
+    assert response["statusCode"] == 500, response
+    assert body_of(response)["error"]["code"] == "internal_error"
+    assert "same Idempotency-Key" in body_of(response)["error"]["message"]
