@@ -234,7 +234,11 @@ def retry_record(record: SQSRecord) -> None:
         raise
     transaction = outcome.transaction
     details = {"transactionId": transaction.id, "status": transaction.status.value}
-    if outcome.result is RetryResult.REVIEW:
+    # A delivery that finds the payment in review counts too: the move's answer may have been
+    # lost (the write took effect, the retry was deferred), and then no delivery would ever
+    # count it. A duplicate message counts it again: the alarm fires on any, not on a total.
+    found_in_review = transaction.status is TransactionStatus.NEEDS_REVIEW
+    if outcome.result is RetryResult.REVIEW or found_in_review:
         _count("PaymentNeedsReview")
         logger.error("payment needs review", extra=details | {"reason": transaction.reason})
     elif outcome.result is RetryResult.COMPLETED:

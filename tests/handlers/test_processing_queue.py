@@ -3,9 +3,11 @@ attempts ending in NEEDS_REVIEW, and no message acknowledged unless it was proce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from tests.handlers.conftest import (
+    aws_error,
     body_of,
     deliver,
     drain,
@@ -257,3 +259,36 @@ def test_the_acquirer_refusing_the_key_is_review_on_both_paths(
     assert processing.ledger.charges() == {}
     assert emitted_metrics(capsys.readouterr().out).get("PaymentNeedsReview") == 2
     assert captured_logs.getvalue().count("payment needs review") == 2
+
+
+def test_a_review_whose_answer_was_lost_still_raises_the_alarm(processing, capsys, captured_logs):
+    """The move to NEEDS_REVIEW took effect but its answer was lost (the redelivery then finds
+    the payment finished): the metric the alarm watches and the runbook's log line still come
+    out (before: neither, ever; the payment sat in review with no alarm)."""
+    runtime = dataclasses.replace(processing.runtime, max_attempts=2)
+    processing.use(runtime)
+    queued = body_of(processing.pay(payment_body(paymentToken="tok_test_timeout")))
+    assert queued["status"] == "QUEUED"
+    capsys.readouterr()
+    client, armed = runtime.store._client, []
+
+    def arm(params, **_):
+        if "#status = :review" in params.get("UpdateExpression", ""):
+            armed.append(True)
+
+    def lose_answer(model, **_):
+        if armed:
+            armed.clear()
+            raise aws_error("ProvisionedThroughputExceededException", model.name)
+
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", arm, "arm")
+    client.meta.events.register("after-call.dynamodb.UpdateItem", lose_answer, "lose")
+    try:
+        assert deliver(processing) == (1, 1)  # the review's answer was lost: redelivered
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", "arm")
+        client.meta.events.unregister("after-call.dynamodb.UpdateItem", "lose")
+    assert deliver(processing) == (1, 0)
+    assert stored(processing, queued["transactionId"])["status"] == "NEEDS_REVIEW"
+    assert emitted_metrics(capsys.readouterr().out).get("PaymentNeedsReview", 0) >= 1
+    assert "payment needs review" in captured_logs.getvalue()
