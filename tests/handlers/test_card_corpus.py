@@ -81,6 +81,10 @@ LAYOUTS: dict[str, tuple[str, str]] = {
     "U+FF0D fullwidth hyphen": (grouped(digits_in(VISA, 0xFF10), "\uff0d"), VISA),
     "zero-width space between digits": ("\u200b".join(VISA), VISA),
     "tabs": (grouped(VISA, "\t"), VISA),
+    # invisible "letters" (Hangul fillers: category Lo, rendered blank, so they read as spaces)
+    "U+3164 Hangul filler": (grouped(VISA, "\u3164"), VISA),
+    "U+FFA0 halfwidth Hangul filler": (grouped(VISA, "\uffa0"), VISA),
+    "U+115F/U+1160 Hangul choseong and jungseong fillers": (grouped(VISA, "\u115f\u1160"), VISA),
     "every digit spaced": (" ".join(VISA), VISA),
     "every digit dashed": ("-".join(VISA), VISA),
     "pairs": (grouped(VISA, " ", 2), VISA),

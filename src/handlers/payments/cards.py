@@ -8,7 +8,8 @@ layouts, as PCI DLP tools do:
    for one character, so a span found in the folded text is the same span in the original.
 2. A *digit run* is digits separated by runs of anything that is neither a letter nor a
    digit: spaces of any kind and number, `.`, `/`, `_`, `,`, `-`, ` -- `, U+2010, U+2212,
-   zero-width characters, quotes, JSON punctuation. A letter inside a run ends it; letters
+   zero-width characters, quotes, JSON punctuation, and the Hangul fillers (letters by
+   category, blank on screen: `_BLANK_LETTERS`). A letter inside a run ends it; letters
    next to a run hide nothing (`Visa4111 1111 1111 1111` is the run `4111 1111 1111 1111`).
 3. The *candidates* of a run are its whole digit groups taken consecutively (a group is
    never cut: `12 4111 1111 1111 1111 34` holds the candidate `4111111111111111`).
@@ -135,14 +136,25 @@ def is_pan(digits: str) -> bool:
     return has_brand_prefix(digits) and luhn_valid(digits)
 
 
+# Letters (category Lo) that render as nothing or a blank: the Hangul fillers, the only
+# Default_Ignorable code points Unicode calls letters. Between digits they read as spaces.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
 def fold_digits(text: str) -> str:
-    """Every Unicode digit as its ASCII digit, every other character unchanged (same length)."""
+    """Every Unicode digit as its ASCII digit, every blank letter as a space, every other
+    character unchanged (same length)."""
     if text.isascii():
         return text
     out = []
     for char in text:
-        value = unicodedata.digit(char, None) if not char.isascii() else None
-        out.append(char if value is None else _ASCII_DIGITS[value])
+        if char.isascii():
+            out.append(char)
+        elif char in _BLANK_LETTERS:
+            out.append(" ")
+        else:
+            value = unicodedata.digit(char, None)
+            out.append(char if value is None else _ASCII_DIGITS[value])
     return "".join(out)
 
 
