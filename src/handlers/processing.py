@@ -232,6 +232,13 @@ def retry_record(record: SQSRecord) -> None:
         )
         _count("RetryDeferred")
         raise
+    except Exception as error:
+        # A bug or a lost permission: the record fails and is redelivered like any other, and
+        # is counted as the API path counts its 500s (Lambda's Errors never sees a batch item
+        # failure, and the health gate would stay open while every retry fails).
+        _count("ServerError")
+        logger.exception("unexpected error", extra={"errorType": type(error).__name__})
+        raise
     transaction = outcome.transaction
     details = {"transactionId": transaction.id, "status": transaction.status.value}
     # A delivery that finds the payment in review counts too: the move's answer may have been

@@ -292,3 +292,21 @@ def test_a_review_whose_answer_was_lost_still_raises_the_alarm(processing, capsy
     assert stored(processing, queued["transactionId"])["status"] == "NEEDS_REVIEW"
     assert emitted_metrics(capsys.readouterr().out).get("PaymentNeedsReview", 0) >= 1
     assert "payment needs review" in captured_logs.getvalue()
+
+
+def test_an_unexpected_error_in_the_consumer_is_what_the_health_gate_counts(
+    processing, capsys, captured_logs
+):
+    """A retry failing with an error that is not transient (a permission the role lost, a
+    bug) is a batch item failure, which Lambda's Errors never counts: the consumer counts it as
+    a server error, the metric the health gate reads (before: no metric at all, so the gate
+    stayed open while every retry failed)."""
+    queued = body_of(processing.pay(payment_body(paymentToken="tok_test_timeout")))
+    assert queued["status"] == "QUEUED"
+    capsys.readouterr()
+    ledger = processing.aws.ledger_table
+    with failing(processing.runtime.provider._client, "UpdateItem",
+                 lambda p: p["TableName"] == ledger, code="AccessDeniedException"):  # fmt: skip
+        assert deliver(processing) == (1, 1)  # failed, redelivered: nothing acknowledged
+    assert emitted_metrics(capsys.readouterr().out).get("ServerError") == 1
+    assert "unexpected error" in captured_logs.getvalue()
