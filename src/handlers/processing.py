@@ -192,15 +192,15 @@ def unavailable(error: Exception) -> api.ApiError:
 
 @router.on(OutcomeUnknownError)
 def outcome_unknown(error: Exception) -> api.ApiError:
-    """The payment may have been recorded (DynamoDB could not say): a server error, not a
-    503, which promises nothing was kept; the same key and body replay it if it was."""
+    """The payment may have been recorded, or is and could not be read: a server error, not
+    a 503, which promises nothing was kept; the same key and body replay it if it exists."""
     _count("ServerError")
-    logger.error("payment outcome unknown", extra={"cause": _cause(error)})
+    logger.error("payment state unknown", extra={"cause": _cause(error)})
     return api.ApiError(
         500,
         "internal_error",
-        "The payment may or may not have been recorded; retry with the same Idempotency-Key "
-        "and body to learn its state.",
+        "The payment's state could not be established; retry with the same Idempotency-Key "
+        "and body to learn it.",
     )
 
 

@@ -124,3 +124,62 @@ def test_outcome_nobody_can_settle_is_not_a_503(processing):
     assert response["statusCode"] == 500, response
     assert body_of(response)["error"]["code"] == "internal_error"
     assert "same Idempotency-Key" in body_of(response)["error"]["message"]
+
+
+def test_a_replay_that_cannot_read_its_payment_is_not_a_503(processing):
+    """The key is bound and its payment charged; the replay's read is throttled. A 503 would
+    tell a client that lost the first answer that nothing was kept (before: 503)."""
+    key = new_key()
+    first = processing.pay(payment_body(), key)
+    assert first["statusCode"] == 201
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        replay = processing.pay(payment_body(), key)
+    assert replay["statusCode"] == 500, replay
+    assert "same Idempotency-Key" in body_of(replay)["error"]["message"]
+    assert processing.pay(payment_body(), key)["statusCode"] == 201  # and then the payment
+
+
+def cancelled_for_throttling(**_):
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
+    )
+
+
+@pytest.mark.parametrize("failure", ["throttled, read-back throttled", "cancelled, throttled"])
+def test_a_retry_of_a_bound_key_is_never_told_the_key_is_free(processing, failure):
+    """The key is bound (the first answer was lost to the client); the retry's binding write
+    fails before it is made, and DynamoDB never evaluated the key's condition. A 503 would say
+    nothing is kept and the key is free (before: 503): the retry finds the binding and replays
+    the payment."""
+    key = new_key()
+    first = body_of(processing.pay(payment_body(), key))
+    reads = []
+
+    def throttle_first_read(params, **_):
+        if not reads:
+            reads.append(True)
+            raise aws_error(THROTTLED, "GetItem")
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "TransactWriteItems")
+
+    with Faults(processing.runtime.store._client) as faults:
+        if failure.startswith("throttled"):
+            faults.on("provide-client-params.dynamodb.TransactWriteItems", throttled)
+            faults.on("provide-client-params.dynamodb.GetItem", throttle_first_read)
+        else:
+            faults.on("before-call.dynamodb.TransactWriteItems", cancelled_for_throttling)
+        retry = processing.pay(payment_body(), key)
+    assert retry["statusCode"] == 201, retry
+    assert body_of(retry)["transactionId"] == first["transactionId"]

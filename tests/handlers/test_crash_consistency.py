@@ -378,8 +378,8 @@ class PaymentWorld(RuleBasedStateMachine):
         calls = environment.plan.calls
         if before is not None:
             same = before["requestHash"]["S"] == payment.fingerprint()
-            if status == 503:
-                return
+            # A 503 says nothing is kept and the key is free: never true of a bound key.
+            assert status != 503, "503 for a key that is bound"
             if not same:
                 assert status == 422, (status, answer)
                 return

@@ -93,9 +93,9 @@ class StoreUnavailableError(Exception):
 
 
 class OutcomeUnknownError(Exception):
-    """A payment's binding may or may not have been recorded, and DynamoDB cannot say which:
-    never answered 503 (which promises nothing was kept); a retry with the same key and body
-    finds out."""
+    """A payment's binding may or may not have been recorded (or is, and cannot be read), and
+    DynamoDB cannot say: never answered 503 (which promises nothing was kept); a retry with the
+    same key and body finds out."""
 
 
 def utc_now() -> dt.datetime:
@@ -358,7 +358,19 @@ class TransactionStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return None  # the transaction row is there: the binding was written with it
-        raise StoreUnavailableError("the binding was not written, and now never will be")
+        return self._binding_after_nothing_written(scope)
+
+    def _binding_after_nothing_written(self, scope: KeyScope) -> BoundKey:
+        """This request wrote nothing, and never will: the binding another request holds, or
+        StoreUnavailableError (503) once the key is seen free. A 503 promises both nothing
+        kept and a free key, so a key that cannot be read is OutcomeUnknownError instead."""
+        try:
+            bound = self._read_binding(scope)
+        except StoreUnavailableError as error:
+            raise OutcomeUnknownError("the key's binding could not be read") from error
+        if bound is None:
+            raise StoreUnavailableError("nothing was written and the key is free")
+        return bound
 
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
         found = self._call(
@@ -372,9 +384,11 @@ class TransactionStore:
     def _bound_key(self, scope: KeyScope, error: ClientError) -> BoundKey:
         reasons = error.response.get("CancellationReasons") or []
         codes = {reason.get("Code") for reason in reasons}
-        if codes & _TRANSIENT_CANCELLATIONS:
-            raise StoreUnavailableError("the binding transaction was cancelled") from error
-        if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+        key_taken = bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+        if not key_taken and codes & _TRANSIENT_CANCELLATIONS:
+            # Cancelled before the key's condition told anything: it may be bound already.
+            return self._binding_after_nothing_written(scope)
+        if not key_taken:
             raise error  # a colliding transaction id: 160 random bits, never in practice
         existing = reasons[0].get("Item")
         if existing is not None:
