@@ -180,8 +180,8 @@ def key_reused(error: Exception) -> api.ApiError:
 
 @router.on(NotAcceptedError, StoreUnavailableError)
 def unavailable(error: Exception) -> api.ApiError:
-    """Nothing was recorded (or it could not be read back): a retry with the same key is
-    safe, and the key is free unless the first write is what got through."""
+    """POST: nothing was recorded and the key is free (store.bind settles a lost answer
+    first); GET: the transaction could not be read. A retry with the same key is safe."""
     _count("ServiceUnavailable")
     logger.error(
         "service unavailable", extra={"errorType": type(error).__name__, "cause": _cause(error)}

@@ -36,7 +36,7 @@ from handlers.payments.validation import Payment
 
 
 class NotAcceptedError(Exception):
-    """Nothing was recorded or the record could not be read: 503, retry with the same key."""
+    """Nothing was recorded and the key was seen free: 503, retry with the same key."""
 
 
 class AttemptDeferredError(Exception):
