@@ -202,10 +202,16 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
                 "The Idempotency-Key is bound to a different body (after a 201, a 202, or "
                 "while pending).",
             ),
-            _INTERNAL,
+            Answer(
+                500,
+                "Unexpected error, or the payment's state could not be established (the "
+                "table refused even the read that settles it): code internal_error and the "
+                "correlation id only; nothing is promised, so retry with the same key and "
+                "body to learn the state (it replays if the payment was recorded).",
+            ),
             Answer(
                 503,
-                "Nothing was recorded (the table refused the write): the key is free; "
+                "Nothing was recorded and the key is free (the table refused the write): "
                 "retry with the same key and body.",
                 headers=(RETRY_AFTER,),
             ),

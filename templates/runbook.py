@@ -30,7 +30,11 @@ SCHEDULED_RUN = "scheduled health run"  # handlers/health.py: after every schedu
 MISSING_ENV = "missing required environment variable"  # handlers/config.py: cold start
 NEEDS_REVIEW_LOGGED = "payment needs review"  # handlers/processing.py: with its reason
 MESSAGE_REJECTED = "queue message rejected"  # handlers/processing.py: with the reason only
-LOGGED = (UNEXPECTED_ERROR, SCHEDULED_RUN, MISSING_ENV, NEEDS_REVIEW_LOGGED, MESSAGE_REJECTED)
+STATE_UNKNOWN = "payment state unknown"  # handlers/processing.py: a 500 that promises nothing
+LOGGED = (
+    UNEXPECTED_ERROR, SCHEDULED_RUN, MISSING_ENV, NEEDS_REVIEW_LOGGED, MESSAGE_REJECTED,
+    STATE_UNKNOWN,
+)  # fmt: skip
 LAMBDA_TIMEOUT = "Task timed out"  # Lambda's own line, not ours
 
 
@@ -87,7 +91,9 @@ class Entry:
     never: tuple[str, ...] = NEVER
 
 
-def _function_entries(fn: str, impact: str, extra_safe: tuple[str, ...]) -> list[Entry]:
+def _function_entries(
+    fn: str, impact: str, extra_safe: tuple[str, ...], server_error_causes: tuple[str, ...] = ()
+) -> list[Entry]:
     """Errors, throttles and handled server errors of one function (the same three alarms
     monitoring.add_function_alarms makes for every function)."""
     logs = f"the function's log group /aws/lambda/payment-{fn}-<suffix>"
@@ -132,6 +138,7 @@ def _function_entries(fn: str, impact: str, extra_safe: tuple[str, ...]) -> list
             causes=(
                 "An unexpected exception the handler turned into a 500 (a bug, or an AWS "
                 "answer the code does not expect).",
+                *server_error_causes,
                 "Invisible to Lambda's Errors metric: the invocation itself succeeded.",
             ),
             safe=("Roll back to the previous code zip.", *extra_safe, REPLAY_SAFE),
@@ -172,6 +179,11 @@ ENTRIES: tuple[Entry, ...] = (
         "processor",
         "Payments hit by a transient failure are queued (202) and retried; none is lost.",
         (DRY_RUN, NEEDS_REVIEW),
+        (
+            f"{logged(STATE_UNKNOWN)}: DynamoDB refused even the reads that settle whether a "
+            "payment was recorded; the client was told nothing is promised and retries with "
+            "the same key and body (a recorded payment replays, never charges twice).",
+        ),
     ),
     *_function_entries(
         "health-monitor",

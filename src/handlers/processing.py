@@ -35,7 +35,12 @@ from handlers.payments.service import (
     accept_payment,
     retry_payment,
 )
-from handlers.payments.store import StoreUnavailableError, TransactionStatus, TransactionStore
+from handlers.payments.store import (
+    OutcomeUnknownError,
+    StoreUnavailableError,
+    TransactionStatus,
+    TransactionStore,
+)
 from handlers.payments.validation import FieldError, parse_payment
 
 if TYPE_CHECKING:
@@ -175,14 +180,28 @@ def key_reused(error: Exception) -> api.ApiError:
 
 @router.on(NotAcceptedError, StoreUnavailableError)
 def unavailable(error: Exception) -> api.ApiError:
-    """Nothing was recorded (or it could not be read back): a retry with the same key is
-    safe, and the key is free unless the first write is what got through."""
+    """POST: nothing was recorded and the key is free (store.bind settles a lost answer
+    first); GET: the transaction could not be read. A retry with the same key is safe."""
     _count("ServiceUnavailable")
     logger.error(
         "service unavailable", extra={"errorType": type(error).__name__, "cause": _cause(error)}
     )
     message = "The service is temporarily unavailable; retry with the same Idempotency-Key."
     return api.ApiError(503, "service_unavailable", message, headers=RETRY_AFTER)
+
+
+@router.on(OutcomeUnknownError)
+def outcome_unknown(error: Exception) -> api.ApiError:
+    """The payment may have been recorded, or is and could not be read: a server error, not
+    a 503, which promises nothing was kept; the same key and body replay it if it exists."""
+    _count("ServerError")
+    logger.error("payment state unknown", extra={"cause": _cause(error)})
+    return api.ApiError(
+        500,
+        "internal_error",
+        "The payment's state could not be established; retry with the same Idempotency-Key "
+        "and body to learn it.",
+    )
 
 
 def _cause(error: BaseException) -> str | None:

@@ -68,9 +68,11 @@ def test_defect1_a_failed_first_write_is_never_a_202_without_a_row(processing):
         failing(dynamodb, first_writes[1]),
     ):
         first = processing.pay(payment_body(), key)
-    assert first["statusCode"] in (202, 503), first
+    # 500 when DynamoDB refused even settling the binding's outcome (store.bind): no promise.
+    assert first["statusCode"] in (202, 503, 500), first
     if first["statusCode"] == 503:
         assert response_headers(first)["retry-after"]
+    if first["statusCode"] in (503, 500):
         assert processing.aws.kept_ids() == []
         assert processing.aws.queue_depth("FailedTransactionsQueue") == 0
         return

@@ -146,7 +146,8 @@ def test_thousand_payments_with_random_faults_none_lost_none_charged_twice(
                 if response["statusCode"] in (201, 202):
                     accepted[key] = (body, body_of(response)["transactionId"])
                     break
-                assert response["statusCode"] == 503, response
+                # 500: DynamoDB could not even settle whether the binding happened.
+                assert response["statusCode"] in (503, 500), response
             else:
                 raise AssertionError(f"payment {i} never accepted")
             if i % 10 == 9:  # the event source mapping polls while clients keep paying

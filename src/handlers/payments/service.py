@@ -25,6 +25,7 @@ from handlers.payments.store import (
     REVIEW_ATTEMPTS_EXHAUSTED,
     REVIEW_PROVIDER_CONFLICT,
     BoundKey,
+    OutcomeUnknownError,
     StoreUnavailableError,
     Transaction,
     TransactionStatus,
@@ -35,7 +36,7 @@ from handlers.payments.validation import Payment
 
 
 class NotAcceptedError(Exception):
-    """Nothing was recorded or the record could not be read: 503, retry with the same key."""
+    """Nothing was recorded and the key was seen free: 503, retry with the same key."""
 
 
 class AttemptDeferredError(Exception):
@@ -113,7 +114,8 @@ def _replay(bound: BoundKey, request: PaymentRequest, store: TransactionStore) -
     try:
         transaction = store.get(bound.transaction_id)
     except StoreUnavailableError as error:
-        raise NotAcceptedError("the bound payment could not be read") from error
+        # The key is bound, the payment exists: never the 503 that says nothing was kept.
+        raise OutcomeUnknownError("the bound payment could not be read") from error
     if transaction is None:
         raise RuntimeError("a bound key without its transaction (they are written together)")
     return Accepted(transaction, replayed=True)

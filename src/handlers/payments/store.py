@@ -23,6 +23,7 @@ removes `pendingShard`, so the index holds exactly the unfinished transactions.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import secrets
 from collections.abc import Callable
@@ -76,7 +77,8 @@ PENDING_SHARD = "pending"
 PENDING_SORT_ATTRIBUTE = "requeuedAt"
 TRANSACTION_RECORD = "transaction"
 KEY_RECORD = "idempotency-key"
-VOID_RECORD = "void"  # a transaction id whose binding's answer was lost and that never committed
+# A transaction id voided after a lost binding answer (see TransactionStore.bind).
+VOID_RECORD = "void"
 TRANSACTION_PREFIX = "txn_"
 # Codes DynamoDB gives a cancelled transaction when retrying it may succeed.
 _TRANSIENT_CANCELLATIONS = frozenset(
@@ -88,6 +90,12 @@ _PENDING_CONDITION = "#status IN (:received, :queued)"
 
 class StoreUnavailableError(Exception):
     """DynamoDB throttled or failed transiently; the same write may be retried."""
+
+
+class OutcomeUnknownError(Exception):
+    """A payment's binding may or may not have been recorded (or is, and cannot be read), and
+    DynamoDB cannot say: never answered 503 (which promises nothing was kept); a retry with the
+    same key and body finds out."""
 
 
 def utc_now() -> dt.datetime:
@@ -250,9 +258,10 @@ class TransactionStore:
         """Bind the key and record the transaction RECEIVED (first attempt counted), in one
         transaction; or, when the key is already bound, what it is bound to.
 
-        StoreUnavailableError means nothing was recorded, as far as can be known: when the
-        write's answer was lost (throttled after it, a timeout), the binding is read back
-        first, and a write that did happen carries on as if answered."""
+        StoreUnavailableError means nothing was recorded, for certain: when the write's answer
+        was lost (throttled after it, a timeout), the outcome is settled first
+        (`_settle_lost_binding`): a write that did happen carries on as if answered, one that
+        did not is made impossible; OutcomeUnknownError when neither can be established."""
         now = self._clock()
         stamp = timestamp(now)
         request_hash = payment.fingerprint()
@@ -309,7 +318,7 @@ class TransactionStore:
                 ],
             )
         except StoreUnavailableError:
-            existing = self._settle_lost_answer(scope, transaction_id, now)
+            existing = self._settle_lost_binding(scope, transaction_id, binding["expiration"])
             if existing is not None:
                 return existing
         except ClientError as error:
@@ -318,37 +327,50 @@ class TransactionStore:
             return self._bound_key(scope, error)
         return _from_item(item)
 
-    def _settle_lost_answer(
-        self, scope: KeyScope, transaction_id: str, now: dt.datetime
+    def _settle_lost_binding(
+        self, scope: KeyScope, transaction_id: str, expiration: dict[str, str]
     ) -> BoundKey | None:
-        """After a binding whose answer was lost (throttled after it, a timeout): None when it
-        committed (carry on as if answered), the BoundKey when the key was bound before, or
-        StoreUnavailableError (503) once nothing is recorded, nor ever will be.
-
-        DynamoDB may still hold the transaction in progress after the client gave up
-        (TransactionInProgressException exists for that), so a read that finds no binding
-        proves nothing about a moment later: the transaction id is voided first, a marker
-        item under it (`attribute_not_exists`), on which the late transaction's own
-        `attribute_not_exists(id)` then fails. Ids are random and used once, so the marker
-        can never hold up another payment."""
-        existing = self._read_binding(scope)  # StoreUnavailableError again: unknown, 503
-        if existing is not None:
-            return None if existing.transaction_id == transaction_id else existing
-        marker = {
-            "id": {"S": transaction_id},
-            "recordType": {"S": VOID_RECORD},
-            "expiration": {"N": str(int(now.timestamp()) + self._key_ttl)},
-        }
+        """After the binding's answer was lost: None when it was written (carry on), the
+        binding another request holds, or StoreUnavailableError when it is certain that nothing
+        was recorded. An unanswered write may still commit after a read that did not see it
+        (or the read fails too), so "not seen" is made final by voiding the transaction id:
+        the binding transaction's Put requires `attribute_not_exists(id)` on it and can no
+        longer commit. OutcomeUnknownError when even that cannot be written."""
+        with contextlib.suppress(StoreUnavailableError):  # unread: the void decides
+            existing = self._read_binding(scope)
+            if existing is not None:
+                return None if existing.transaction_id == transaction_id else existing
         try:
             self._call(
-                "put_item", TableName=self._table, Item=marker,
+                "put_item",
+                TableName=self._table,
+                Item={
+                    "id": {"S": transaction_id},
+                    "recordType": {"S": VOID_RECORD},
+                    # Kept as long as a binding: far longer than a write can stay in flight.
+                    "expiration": expiration,
+                },
                 ConditionExpression="attribute_not_exists(id)",
-            )  # fmt: skip
+            )
+        except StoreUnavailableError as error:
+            raise OutcomeUnknownError("the binding's outcome could not be settled") from error
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            return None  # the transaction committed between the read and the marker
-        raise StoreUnavailableError("nothing was recorded; the transaction id is void")
+            return None  # the transaction row is there: the binding was written with it
+        return self._binding_after_nothing_written(scope)
+
+    def _binding_after_nothing_written(self, scope: KeyScope) -> BoundKey:
+        """This request wrote nothing, and never will: the binding another request holds, or
+        StoreUnavailableError (503) once the key is seen free. A 503 promises both nothing
+        kept and a free key, so a key that cannot be read is OutcomeUnknownError instead."""
+        try:
+            bound = self._read_binding(scope)
+        except StoreUnavailableError as error:
+            raise OutcomeUnknownError("the key's binding could not be read") from error
+        if bound is None:
+            raise StoreUnavailableError("nothing was written and the key is free")
+        return bound
 
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
         found = self._call(
@@ -362,17 +384,18 @@ class TransactionStore:
     def _bound_key(self, scope: KeyScope, error: ClientError) -> BoundKey:
         reasons = error.response.get("CancellationReasons") or []
         codes = {reason.get("Code") for reason in reasons}
-        if codes & _TRANSIENT_CANCELLATIONS:
-            raise StoreUnavailableError("the binding transaction was cancelled") from error
-        if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+        key_taken = bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+        if not key_taken and codes & _TRANSIENT_CANCELLATIONS:
+            # Cancelled before the key's condition told anything: it may be bound already.
+            return self._binding_after_nothing_written(scope)
+        if not key_taken:
             raise error  # a colliding transaction id: 160 random bits, never in practice
         existing = reasons[0].get("Item")
         if existing is not None:
             return BoundKey(existing["transactionId"]["S"], existing["requestHash"]["S"])
-        bound = self._read_binding(scope)  # not every SDK path returns the old item
-        if bound is None:
-            raise StoreUnavailableError("the binding changed while it was read")
-        return bound
+        # Not every SDK path returns the old item. A binding gone by the read expired
+        # meanwhile: the key is free and this request wrote nothing.
+        return self._binding_after_nothing_written(scope)
 
     def get(self, transaction_id: str) -> Transaction | None:
         """The transaction, read consistently, or None."""

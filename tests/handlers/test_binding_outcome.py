@@ -1,0 +1,219 @@
+"""A lost answer to the key binding never turns into a 503 for a payment that exists.
+
+503 promises nothing was kept (the client may give up, or pay another way). When the binding
+write's answer is lost, it may have committed, or may still commit after a read-back that did
+not see it; the answer must then be the payment (it is there) or a 503 that is true (it is
+not, and can no longer appear), and a server error that promises nothing when DynamoDB cannot
+say which. Each case runs the sweeper and the consumer afterwards: a charge after a 503 is
+the failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.handlers.conftest import aws_error, body_of, drain, new_key, payment_body
+from tests.handlers.test_stuck_payments import THRESHOLD, age
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+class Faults:
+    """Hooks on the processing environment's DynamoDB client, registered for one request."""
+
+    def __init__(self, client):
+        self.client = client
+        self.hooks = []
+
+    def on(self, event, hook):
+        self.client.meta.events.register(event, hook, unique_id=f"{event}-{len(self.hooks)}")
+        self.hooks.append(event)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        for index, event in enumerate(self.hooks):
+            self.client.meta.events.unregister(event, unique_id=f"{event}-{index}")
+
+
+def settle_everything(processing, health):
+    """Age every row past the sweeper's threshold, sweep, and let the consumer run."""
+    for transaction_id in processing.aws.scan_ids("txn_"):
+        age(processing.aws, transaction_id, THRESHOLD + 60)
+    health.scheduled()
+    drain(processing)
+
+
+def never_charged_after_a_503(processing, response):
+    if response["statusCode"] == 503:
+        assert processing.ledger.charges() == {}, "charged after answering 503"
+        assert processing.aws.scan_ids("idem_") == []  # the key is free
+
+
+def test_binding_committed_answer_lost_and_read_back_throttled(processing, health):
+    """The binding took effect, its answer was lost, and the read-back was throttled: the
+    payment exists, so the client gets it (before: 503, then the sweeper charged it)."""
+    lost = []
+
+    def lose_answer(model, **_):
+        if not lost:
+            lost.append(model.name)
+            raise aws_error(THROTTLED, model.name)
+
+    def throttle_read_back(params, **_):
+        if lost and len(lost) == 1:
+            lost.append("GetItem")
+            raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("after-call.dynamodb.TransactWriteItems", lose_answer)
+        faults.on("provide-client-params.dynamodb.GetItem", throttle_read_back)
+        response = processing.pay(payment_body(), new_key())
+    assert lost == ["TransactWriteItems", "GetItem"]
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    assert response["statusCode"] in (201, 202), response
+    assert list(processing.ledger.charges()) == [body_of(response)["transactionId"]]
+
+
+def test_binding_still_in_flight_after_the_read_back(processing, health):
+    """The binding's answer is lost and it commits only after the read-back saw nothing (a
+    slow write, a timeout): once answered 503 it must never commit (before: it did, and the
+    sweeper charged a payment answered 503)."""
+    in_flight = []
+    clean = processing.aws.fresh_client("dynamodb")
+
+    def hold_back(params, **_):
+        if not in_flight:
+            in_flight.append(dict(params))
+            raise aws_error(THROTTLED, "TransactWriteItems")  # the answer never came
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", hold_back)
+        response = processing.pay(payment_body(), new_key())
+    # The write lands now, after the function answered.
+    try:
+        clean.transact_write_items(**in_flight[0])
+    except clean.exceptions.TransactionCanceledException:
+        pass
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    if response["statusCode"] != 503:
+        assert response["statusCode"] in (201, 202), response
+        assert processing.get(body_of(response)["transactionId"])["statusCode"] == 200
+
+
+def test_outcome_nobody_can_settle_is_not_a_503(processing):
+    """Every DynamoDB call after the lost answer fails: the payment may exist, so the answer
+    is a server error that promises nothing (a 503 promises nothing was kept)."""
+
+    def lose_answer(model, **_):
+        raise aws_error(THROTTLED, model.name)
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "any")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("after-call.dynamodb.TransactWriteItems", lose_answer)
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        faults.on("provide-client-params.dynamodb.PutItem", throttled)
+        response = processing.pay(payment_body(), new_key())
+    assert processing.aws.scan_ids("txn_"), "the binding did commit"
+    assert response["statusCode"] == 500, response
+    assert body_of(response)["error"]["code"] == "internal_error"
+    assert "same Idempotency-Key" in body_of(response)["error"]["message"]
+
+
+def test_a_replay_that_cannot_read_its_payment_is_not_a_503(processing):
+    """The key is bound and its payment charged; the replay's read is throttled. A 503 would
+    tell a client that lost the first answer that nothing was kept (before: 503)."""
+    key = new_key()
+    first = processing.pay(payment_body(), key)
+    assert first["statusCode"] == 201
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        replay = processing.pay(payment_body(), key)
+    assert replay["statusCode"] == 500, replay
+    assert "same Idempotency-Key" in body_of(replay)["error"]["message"]
+    assert processing.pay(payment_body(), key)["statusCode"] == 201  # and then the payment
+
+
+def cancelled_for_throttling(**_):
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
+    )
+
+
+@pytest.mark.parametrize("failure", ["throttled, read-back throttled", "cancelled, throttled"])
+def test_a_retry_of_a_bound_key_is_never_told_the_key_is_free(processing, failure):
+    """The key is bound (the first answer was lost to the client); the retry's binding write
+    fails before it is made, and DynamoDB never evaluated the key's condition. A 503 would say
+    nothing is kept and the key is free (before: 503): the retry finds the binding and replays
+    the payment."""
+    key = new_key()
+    first = body_of(processing.pay(payment_body(), key))
+    reads = []
+
+    def throttle_first_read(params, **_):
+        if not reads:
+            reads.append(True)
+            raise aws_error(THROTTLED, "GetItem")
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "TransactWriteItems")
+
+    with Faults(processing.runtime.store._client) as faults:
+        if failure.startswith("throttled"):
+            faults.on("provide-client-params.dynamodb.TransactWriteItems", throttled)
+            faults.on("provide-client-params.dynamodb.GetItem", throttle_first_read)
+        else:
+            faults.on("before-call.dynamodb.TransactWriteItems", cancelled_for_throttling)
+        retry = processing.pay(payment_body(), key)
+    assert retry["statusCode"] == 201, retry
+    assert body_of(retry)["transactionId"] == first["transactionId"]
+
+
+def test_a_taken_key_whose_binding_cannot_be_read_is_not_a_503(processing):
+    """The retry's binding is refused on the key's condition (the key is bound), the
+    cancellation carries no old item (not every SDK path returns it), and the read that
+    fetches the binding instead is throttled. The key is bound and its payment charged, so a
+    503 would be false (before: 503); the answer promises nothing, and the next retry replays."""
+    from botocore.exceptions import ClientError
+
+    key = new_key()
+    first = body_of(processing.pay(payment_body(), key))
+
+    def taken_without_the_old_item(**_):
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}],
+            },
+            "TransactWriteItems",
+        )
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("before-call.dynamodb.TransactWriteItems", taken_without_the_old_item)
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        retry = processing.pay(payment_body(), key)
+    assert retry["statusCode"] == 500, retry
+    assert "same Idempotency-Key" in body_of(retry)["error"]["message"]
+    replay = processing.pay(payment_body(), key)
+    assert replay["statusCode"] == 201
+    assert body_of(replay)["transactionId"] == first["transactionId"]
+    assert list(processing.ledger.charges()) == [first["transactionId"]]
