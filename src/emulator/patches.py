@@ -485,14 +485,18 @@ def patch_bucket_permission(original: Callable[..., Any]) -> Callable[..., Any]:
 # One lock for every item operation of every table: coarser than DynamoDB's per-item
 # atomicity, never weaker.
 _ITEM_LOCK = threading.RLock()
-ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item")
+ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item", "query", "scan")
 
 
 def patch_atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+    """One request at a time, answered with a copy: moto returns its live Item objects and
+    serialises them after the call, so another thread's write could change (or break, with
+    'dictionary changed size during iteration') an answer DynamoDB would have given whole."""
+
     @functools.wraps(original)
     def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
         with _ITEM_LOCK:
-            return original(self, *args, **kwargs)
+            return copy.deepcopy(original(self, *args, **kwargs))
 
     return atomic
 
