@@ -217,3 +217,61 @@ def test_a_taken_key_whose_binding_cannot_be_read_is_not_a_503(processing):
     assert replay["statusCode"] == 201
     assert body_of(replay)["transactionId"] == first["transactionId"]
     assert list(processing.ledger.charges()) == [first["transactionId"]]
+
+
+@pytest.mark.parametrize("old_item", ["returned", "not returned"])
+def test_a_void_whose_answer_was_lost_and_retried_by_the_sdk_is_not_a_payment(
+    processing, health, old_item
+):
+    """The binding write is throttled (nothing written), the read-back sees no binding, and
+    the void marker's put lands but its answer is lost (a read timeout): botocore's retry
+    (standard mode, as build_runtime configures) sends it again and meets its own marker
+    (ConditionalCheckFailed). That is not the transaction row: nothing may be charged
+    (before: taken for the row, the acquirer was charged for a transaction that does not
+    exist, the answer was 500, and the retry with the same key charged a second time)."""
+    import json
+
+    from botocore.config import Config
+    from botocore.exceptions import ReadTimeoutError
+
+    client = processing.aws.session.client(
+        "dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 3})
+    )
+    environment = processing.module.build_runtime(
+        processing.module.CONFIG, dynamodb=client, sqs=processing.aws.fresh_client("sqs")
+    )
+    processing.use(environment)
+    clean = processing.aws.fresh_client("dynamodb")
+    lost = []
+
+    def throttled(params, **_):
+        if not lost:
+            raise aws_error(THROTTLED, "TransactWriteItems")
+
+    def lose_the_void_answer(request, **_):
+        item = json.loads(request.body).get("Item", {})
+        if item.get("recordType") == {"S": "void"} and not lost:
+            lost.append(item["id"]["S"])
+            clean.put_item(TableName=processing.aws.table, Item=item)  # the put lands
+            raise ReadTimeoutError(endpoint_url=request.url)  # and its answer is lost
+
+    def without_the_old_item(params, **_):
+        params.pop("ReturnValuesOnConditionCheckFailure", None)
+
+    with Faults(client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", throttled)
+        faults.on("before-send.dynamodb.PutItem", lose_the_void_answer)
+        if old_item == "not returned":  # not every SDK path returns it: the id is read
+            faults.on("provide-client-params.dynamodb.PutItem", without_the_old_item)
+        key = new_key()
+        response = processing.pay(payment_body(), key)
+    assert lost, "the void marker was not written"
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    retry = processing.pay(payment_body(), key)
+    settle_everything(processing, health)
+    charged = processing.ledger.charges()
+    for transaction_id in charged:
+        assert processing.get(transaction_id)["statusCode"] == 200, "charged, and no row"
+    assert len(charged) == 1, f"one payment charged {len(charged)} times"
+    assert body_of(retry)["transactionId"] in charged

@@ -351,14 +351,29 @@ class TransactionStore:
                     "expiration": expiration,
                 },
                 ConditionExpression="attribute_not_exists(id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except StoreUnavailableError as error:
             raise OutcomeUnknownError("the binding's outcome could not be settled") from error
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            return None  # the transaction row is there: the binding was written with it
+            if self._holds_transaction(transaction_id, error.response.get("Item")):
+                return None  # the transaction row is there: the binding was written with it
+            # Our own marker: the SDK retried a put that had landed (its answer was lost).
         return self._binding_after_nothing_written(scope)
+
+    def _holds_transaction(self, transaction_id: str, found: dict[str, Any] | None) -> bool:
+        """Whether the item that refused the void is the transaction row (else the marker)."""
+        if found is None:  # not every path returns the old item: read it
+            try:
+                found = self._call(
+                    "get_item", TableName=self._table, Key={"id": {"S": transaction_id}},
+                    ConsistentRead=True,
+                ).get("Item")  # fmt: skip
+            except StoreUnavailableError as error:
+                raise OutcomeUnknownError("the voided id could not be read") from error
+        return _is_transaction(found)
 
     def _binding_after_nothing_written(self, scope: KeyScope) -> BoundKey:
         """This request wrote nothing, and never will: the binding another request holds, or
