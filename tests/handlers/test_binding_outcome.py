@@ -275,3 +275,49 @@ def test_a_void_whose_answer_was_lost_and_retried_by_the_sdk_is_not_a_payment(
         assert processing.get(transaction_id)["statusCode"] == 200, "charged, and no row"
     assert len(charged) == 1, f"one payment charged {len(charged)} times"
     assert body_of(retry)["transactionId"] in charged
+
+
+def expire_the_binding(processing):
+    """Move the one binding's `expiration` into the past (TTL has not deleted it yet)."""
+    import time
+
+    [binding] = processing.aws.scan_ids("idem_")
+    processing.aws.client("dynamodb").update_item(
+        TableName=processing.aws.table,
+        Key={"id": {"S": binding}},
+        UpdateExpression="SET expiration = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
+    )
+
+
+@pytest.mark.parametrize("body", ["the same body", "another body"])
+def test_an_expired_binding_read_back_after_a_lost_answer_holds_nothing(processing, health, body):
+    """The key's binding has expired (TTL has not deleted it yet), so the key is free and a new
+    request with it binds a new payment. That binding's answer is lost and the write lands only
+    after the read-back, which finds the expired binding. It holds nothing: taking it for the
+    key's owner answered 422 (another body) or replayed the old payment (the same body) without
+    voiding the new write, which then committed and was charged after that answer. Expired is
+    free: the write is voided, and the answer is the 503 of a free key."""
+    key = new_key()
+    first = body_of(processing.pay(payment_body(), key))
+    expire_the_binding(processing)
+    second_body = payment_body() if body == "the same body" else payment_body(amount="99.00")
+    in_flight = []
+    clean = processing.aws.fresh_client("dynamodb")
+
+    def hold_back(params, **_):
+        if not in_flight:
+            in_flight.append(dict(params))
+            raise aws_error(THROTTLED, "TransactWriteItems")  # the answer never came
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", hold_back)
+        response = processing.pay(second_body, key)
+    try:  # the write lands now, after the function answered
+        clean.transact_write_items(**in_flight[0])
+    except clean.exceptions.TransactionCanceledException:
+        pass
+    settle_everything(processing, health)
+    charged = processing.ledger.charges()
+    assert set(charged) == {first["transactionId"]}, (response["statusCode"], charged)
+    assert response["statusCode"] == 503, response

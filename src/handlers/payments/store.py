@@ -388,11 +388,13 @@ class TransactionStore:
         return bound
 
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
+        """The key's binding, or None when there is none or it expired (TTL deletes lazily;
+        an expired binding holds nothing, as the binding write's condition says)."""
         found = self._call(
             "get_item", TableName=self._table, Key={"id": {"S": scope.item_id}},
             ConsistentRead=True,
         ).get("Item")  # fmt: skip
-        if found is None:
+        if found is None or int(found["expiration"]["N"]) < int(self._clock().timestamp()):
             return None
         return BoundKey(found["transactionId"]["S"], found["requestHash"]["S"])
 
