@@ -321,3 +321,43 @@ def test_an_expired_binding_read_back_after_a_lost_answer_holds_nothing(processi
     charged = processing.ledger.charges()
     assert set(charged) == {first["transactionId"]}, (response["statusCode"], charged)
     assert response["statusCode"] == 503, response
+
+
+def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
+    """A client gave up on its request (A) and retried (B) while A's binding transaction was
+    still in progress: DynamoDB cancels B with TransactionConflict on the key's item. B's
+    read-back does not see A yet, but the key is being bound, so a 503 (nothing kept, the key
+    is free) is false: A commits and is charged (before: 503, then A's charge). B's answer
+    promises nothing; the next retry replays A."""
+    from botocore.exceptions import ClientError
+
+    key = new_key()
+    first, retry = processing.environment(), processing.environment()
+    answers = {}
+
+    def conflict(**_):
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+            },
+            "TransactWriteItems",
+        )
+
+    def retried_while_in_progress(**_):
+        if "retry" not in answers:  # A's transaction is sent and not yet committed
+            processing.use(retry)
+            answers["retry"] = processing.pay(payment_body(), key)
+            processing.use(first)
+
+    with Faults(first.store._client) as a, Faults(retry.store._client) as b:
+        a.on("before-send.dynamodb.TransactWriteItems", retried_while_in_progress)
+        b.on("before-call.dynamodb.TransactWriteItems", conflict)
+        processing.use(first)
+        answers["first"] = processing.pay(payment_body(), key)
+    settle_everything(processing, health)
+    assert list(processing.ledger.charges()) == [body_of(answers["first"])["transactionId"]]
+    assert answers["retry"]["statusCode"] != 503, answers["retry"]
+    assert answers["retry"]["statusCode"] == 500, answers["retry"]
+    replay = processing.pay(payment_body(), key)
+    assert body_of(replay)["transactionId"] == body_of(answers["first"])["transactionId"]

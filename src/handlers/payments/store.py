@@ -401,7 +401,12 @@ class TransactionStore:
     def _bound_key(self, scope: KeyScope, error: ClientError) -> BoundKey:
         reasons = error.response.get("CancellationReasons") or []
         codes = {reason.get("Code") for reason in reasons}
-        key_taken = bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+        key_code = reasons[0].get("Code") if reasons else None
+        key_taken = key_code == "ConditionalCheckFailed"
+        if key_code == "TransactionConflict":
+            # Another request's transaction holds the key's item: it is being bound, and a
+            # read now may not see it yet. Not free, not known: never the 503.
+            raise OutcomeUnknownError("another request is binding the key") from error
         if not key_taken and codes & _TRANSIENT_CANCELLATIONS:
             # Cancelled before the key's condition told anything: it may be bound already.
             return self._binding_after_nothing_written(scope)
