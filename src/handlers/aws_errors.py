@@ -19,6 +19,9 @@ TRANSIENT_ERROR_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "TransactionConflictException",
+        # The SDK's retry met its own first attempt still running (ClientRequestToken): the
+        # call's outcome is not known yet, like a lost answer.
+        "TransactionInProgressException",
         # SQS (and KMS behind an encrypted queue)
         "RequestThrottled",
         "InternalError",

@@ -361,3 +361,36 @@ def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
     assert answers["retry"]["statusCode"] == 500, answers["retry"]
     replay = processing.pay(payment_body(), key)
     assert body_of(replay)["transactionId"] == body_of(answers["first"])["transactionId"]
+
+
+def test_a_binding_the_sdk_left_in_progress_is_settled(processing, health):
+    """The binding's first attempt timed out and is still running at DynamoDB; the SDK's
+    retries (same ClientRequestToken) are answered TransactionInProgressException until they
+    run out. The write may still commit, exactly like a lost answer, and is settled like one
+    (before: an unexpected error, 500, and the write then committed and was charged)."""
+    from botocore.exceptions import ClientError
+
+    in_flight = []
+    clean = processing.aws.fresh_client("dynamodb")
+
+    def still_in_progress(params, **_):
+        if not in_flight:
+            in_flight.append(dict(params))
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionInProgressException", "Message": "in progress"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "TransactWriteItems",
+            )
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", still_in_progress)
+        response = processing.pay(payment_body(), new_key())
+    try:  # the first attempt commits now, after the function answered
+        clean.transact_write_items(**in_flight[0])
+    except clean.exceptions.TransactionCanceledException:
+        pass
+    settle_everything(processing, health)
+    never_charged_after_a_503(processing, response)
+    assert response["statusCode"] == 503, response
