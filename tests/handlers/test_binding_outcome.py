@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.handlers.conftest import aws_error, body_of, drain, new_key, payment_body
+from tests.handlers.conftest import aws_error, body_of, deliver, drain, new_key, payment_body
 from tests.handlers.test_stuck_payments import THRESHOLD, age
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -394,3 +394,32 @@ def test_a_binding_the_sdk_left_in_progress_is_settled(processing, health):
     settle_everything(processing, health)
     never_charged_after_a_503(processing, response)
     assert response["statusCode"] == 503, response
+
+
+def test_a_voided_id_is_nothing_to_anyone(processing, health):
+    """The void marker left by a 503 holds nothing: GET of its id answers exactly like a
+    missing id, the sweeper never sees it, and a retry message naming it is a batch item
+    failure (the DLQ's), never a charge."""
+    import json
+
+    from handlers.payments.store import new_transaction_id
+
+    def lose_answer(params, **_):
+        raise aws_error(THROTTLED, "TransactWriteItems")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.TransactWriteItems", lose_answer)
+        assert processing.pay(payment_body(), new_key())["statusCode"] == 503
+    [voided] = processing.aws.scan_ids("txn_")
+    missing = processing.get(new_transaction_id())
+    answer = processing.get(voided)
+    assert (answer["statusCode"], body_of(answer)["error"]) == (404, body_of(missing)["error"])
+    settle_everything(processing, health)
+    assert processing.aws.queue_depth("FailedTransactionsQueue") == 0  # the sweeper sent none
+    processing.aws.client("sqs").send_message(
+        QueueUrl=processing.aws.queue_url("FailedTransactionsQueue"),
+        MessageBody=json.dumps({"version": 2, "transactionId": voided}),
+    )
+    assert deliver(processing) == (1, 1)
+    assert processing.ledger.items() == {}
+    assert processing.aws.scan_ids("") == [voided]
