@@ -12,6 +12,9 @@ injects what production does to a payment system:
   the record and before the enqueue, in the middle of a queue batch;
 - a transient AWS failure at any call (throttling before the call, or the answer lost after it),
   alone or followed by a second one at the next call (a lost answer whose read-back fails);
+- a call that took effect and whose answer was lost, sent again as botocore's retry does (it
+  answers ConditionalCheckFailed to a conditional write that landed), alone or on every call
+  after a lost answer;
 - SQS redeliveries (visibility timeouts running out), DLQ redrives, sweeper runs as time
   passes, and clients retrying with the same key, or reusing a key with another body.
 
@@ -31,6 +34,7 @@ the API path and of the consumer path deterministically, so no gap depends on th
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import io
@@ -40,6 +44,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from botocore import xform_name
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -120,7 +125,10 @@ class Fault:
     """What to do at the `index`-th AWS call of the next invocation: crash or throttle,
     before the call is made or after it took effect."""
 
-    kind: str  # "crash" | "throttle" | "double" (a throttle, and the next call throttled)
+    # "crash" | "throttle" | "double" (a throttle, and the next call throttled) | "resent"
+    # (after the call took effect its answer is lost and the SDK sends it again) | "lossy"
+    # (a throttle, then every later call of the invocation resent so)
+    kind: str
     index: int
     phase: str  # "before" | "after"
 
@@ -134,25 +142,36 @@ class CallPlan:
         self.count = 0
         self.calls: list[tuple[str, str]] = []
         self.fired: str | None = None
+        self.params: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self.lossy = False
+        self.resending = False
 
     def arm(self, fault: Fault | None) -> None:
         self.fault, self.count, self.calls, self.fired = fault, 0, [], None
+        self.params, self.lossy = {}, False
 
     def install(self, client: Any) -> None:
-        # provide-client-params: the API parameters, before anything is sent.
-        client.meta.events.register("provide-client-params", self._before)
+        # provide-client-params: the API parameters, before anything is sent (the dict
+        # itself: botocore fills in idempotency tokens afterwards, and a resend reuses them).
+        client.meta.events.register(
+            "provide-client-params", lambda params, model, **_: self._before(client, params, model)
+        )
         client.meta.events.register("after-call", self._after)
 
     def _target(self, params: dict[str, Any]) -> str:
         return str(params.get("TableName") or params.get("QueueUrl", "")).rsplit("/", 1)[-1]
 
-    def _before(self, params, model, **_):
+    def _before(self, client, params, model):
         index = self.count
         self.count += 1
         self.calls.append((model.name, self._target(params)))
+        self.params[index] = (client, params)
         self._maybe(index, "before", model.name)
 
     def _after(self, model, **_):
+        if self.lossy and not self.resending:
+            self._resend(self.count - 1, model.name)
+            return
         self._maybe(self.count - 1, "after", model.name)
 
     def _maybe(self, index: int, phase: str, operation: str) -> None:
@@ -163,9 +182,26 @@ class CallPlan:
         self.fired = self.fired or f"{fault.kind} {phase} {operation}"
         if fault.kind == "double":  # the next call fails too: a lost answer, then its read-back
             self.fault = Fault("throttle", index + 1, "before")
+        self.lossy = fault.kind == "lossy"
         if fault.kind == "crash":
             raise Killed(self.fired)
+        if fault.kind == "resent":
+            self._resend(index, operation)
+            return
         raise aws_error("ThrottlingException", operation)
+
+    def _resend(self, index: int, operation: str) -> None:
+        """What botocore's retry does after a lost answer (a read timeout): the same call
+        again, whose answer (or error) the caller gets. TransactWriteItems carries a
+        ClientRequestToken, so DynamoDB answers its resend as the first (moto does not)."""
+        if operation == "TransactWriteItems":
+            return
+        client, params = self.params[index]
+        self.resending = True
+        try:
+            getattr(client, xform_name(operation))(**copy.deepcopy(params))
+        finally:
+            self.resending = False
 
 
 class Environment:
@@ -310,6 +346,8 @@ faults = st.sampled_from(
     [None] * 8
     + [Fault(kind, index, phase) for kind in ("crash", "throttle", "double") for index in range(8)
        for phase in ("before", "after")]
+    + [Fault("resent", index, "after") for index in range(8)]
+    + [Fault("lossy", index, phase) for index in range(8) for phase in ("before", "after")]
 )  # fmt: skip
 REQUESTS = ["new"] * 5 + ["retry"] * 3 + ["reuse"] * 2
 
@@ -561,16 +599,18 @@ BATCH_CALLS = 12  # calls of a batch of a few messages
 
 @pytest.mark.requirement("S001-INTEGRITY")
 @pytest.mark.parametrize("phase", ["before", "after"])
-def test_a_crash_at_every_call_of_one_payment(spec, boto_session, modules, phase):
+@pytest.mark.parametrize("kind", ["crash", "lossy"])
+def test_a_crash_at_every_call_of_one_payment(spec, boto_session, modules, phase, kind):
     """Every crash point, deterministically: for each call index, a payment the acquirer
     answers on the first try and one it times out on, each killed at that call of its API
-    invocation and retried by its client, then a queue batch killed at that call; then the
+    invocation (or, `lossy`, throttled there and every later call's answer lost and resent
+    by the SDK) and retried by its client, then a queue batch hit at that call; then the
     platform settles and the model's end-state checks run."""
     machine = PaymentWorld(spec, boto_session, modules)
     try:
         env = machine.world.environments[0]
         for index in range(max(API_CALLS, BATCH_CALLS)):
-            fault = Fault("crash", index, phase)
+            fault = Fault(kind, index, phase)
             for token in ("tok_test_approve", "tok_test_flaky"):
                 body = {"amount": "10.00", "currency": "USD", "paymentToken": token,
                         "merchantId": "mer_one"}  # fmt: skip
