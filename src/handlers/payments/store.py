@@ -196,6 +196,11 @@ def _from_item(item: dict[str, Any]) -> Transaction:
     return Transaction(**values)
 
 
+def _expired(binding: dict[str, Any], now: dt.datetime) -> bool:
+    """As the binding write's condition judges it (`#exp < :now`; no expiration: never)."""
+    return "expiration" in binding and int(binding["expiration"]["N"]) < int(now.timestamp())
+
+
 def _is_transaction(item: dict[str, Any] | None) -> bool:
     return item is not None and item.get("recordType", {}).get("S") == TRANSACTION_RECORD
 
@@ -394,7 +399,7 @@ class TransactionStore:
             "get_item", TableName=self._table, Key={"id": {"S": scope.item_id}},
             ConsistentRead=True,
         ).get("Item")  # fmt: skip
-        if found is None or int(found["expiration"]["N"]) < int(self._clock().timestamp()):
+        if found is None or _expired(found, self._clock()):
             return None
         return BoundKey(found["transactionId"]["S"], found["requestHash"]["S"])
 
