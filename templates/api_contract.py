@@ -205,7 +205,8 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
             Answer(
                 500,
                 "Unexpected error, or the payment's state could not be established (the "
-                "table refused even the read that settles it): code internal_error and the "
+                "table refused even the read that settles it, or another request with the key "
+                "was binding it at that moment): code internal_error and the "
                 "correlation id only; nothing is promised, so retry with the same key and "
                 "body to learn the state (it replays if the payment was recorded).",
             ),
