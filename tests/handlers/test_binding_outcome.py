@@ -38,6 +38,33 @@ class Faults:
             self.client.meta.events.unregister(event, unique_id=f"{event}-{index}")
 
 
+class HeldBack:
+    """The first binding write of the next request is answered with `error` and not made;
+    `land()` makes it afterwards (the write DynamoDB still held after the function answered)."""
+
+    def __init__(self, processing, error=None):
+        self.processing = processing
+        self.error = error or (lambda: aws_error(THROTTLED, "TransactWriteItems"))
+        self.params = []
+
+    def __call__(self, params, **_):
+        if not self.params:
+            self.params.append(dict(params))
+            raise self.error()  # the answer never came
+
+    def pay(self, body, key):
+        with Faults(self.processing.runtime.store._client) as faults:
+            faults.on("provide-client-params.dynamodb.TransactWriteItems", self)
+            return self.processing.pay(body, key)
+
+    def land(self):
+        clean = self.processing.aws.fresh_client("dynamodb")
+        try:
+            clean.transact_write_items(**self.params[0])
+        except clean.exceptions.TransactionCanceledException:
+            pass
+
+
 def settle_everything(processing, health):
     """Age every row past the sweeper's threshold, sweep, and let the consumer run."""
     for transaction_id in processing.aws.scan_ids("txn_"):
@@ -82,22 +109,9 @@ def test_binding_still_in_flight_after_the_read_back(processing, health):
     """The binding's answer is lost and it commits only after the read-back saw nothing (a
     slow write, a timeout): once answered 503 it must never commit (before: it did, and the
     sweeper charged a payment answered 503)."""
-    in_flight = []
-    clean = processing.aws.fresh_client("dynamodb")
-
-    def hold_back(params, **_):
-        if not in_flight:
-            in_flight.append(dict(params))
-            raise aws_error(THROTTLED, "TransactWriteItems")  # the answer never came
-
-    with Faults(processing.runtime.store._client) as faults:
-        faults.on("provide-client-params.dynamodb.TransactWriteItems", hold_back)
-        response = processing.pay(payment_body(), new_key())
-    # The write lands now, after the function answered.
-    try:
-        clean.transact_write_items(**in_flight[0])
-    except clean.exceptions.TransactionCanceledException:
-        pass
+    held = HeldBack(processing)
+    response = held.pay(payment_body(), new_key())
+    held.land()  # the write lands now, after the function answered
     settle_everything(processing, health)
     never_charged_after_a_503(processing, response)
     if response["statusCode"] != 503:
@@ -302,21 +316,9 @@ def test_an_expired_binding_read_back_after_a_lost_answer_holds_nothing(processi
     first = body_of(processing.pay(payment_body(), key))
     expire_the_binding(processing)
     second_body = payment_body() if body == "the same body" else payment_body(amount="99.00")
-    in_flight = []
-    clean = processing.aws.fresh_client("dynamodb")
-
-    def hold_back(params, **_):
-        if not in_flight:
-            in_flight.append(dict(params))
-            raise aws_error(THROTTLED, "TransactWriteItems")  # the answer never came
-
-    with Faults(processing.runtime.store._client) as faults:
-        faults.on("provide-client-params.dynamodb.TransactWriteItems", hold_back)
-        response = processing.pay(second_body, key)
-    try:  # the write lands now, after the function answered
-        clean.transact_write_items(**in_flight[0])
-    except clean.exceptions.TransactionCanceledException:
-        pass
+    held = HeldBack(processing)
+    response = held.pay(second_body, key)
+    held.land()  # the write lands now, after the function answered
     settle_everything(processing, health)
     charged = processing.ledger.charges()
     assert set(charged) == {first["transactionId"]}, (response["statusCode"], charged)
@@ -370,27 +372,18 @@ def test_a_binding_the_sdk_left_in_progress_is_settled(processing, health):
     (before: an unexpected error, 500, and the write then committed and was charged)."""
     from botocore.exceptions import ClientError
 
-    in_flight = []
-    clean = processing.aws.fresh_client("dynamodb")
+    def still_in_progress():
+        return ClientError(
+            {
+                "Error": {"Code": "TransactionInProgressException", "Message": "in progress"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "TransactWriteItems",
+        )
 
-    def still_in_progress(params, **_):
-        if not in_flight:
-            in_flight.append(dict(params))
-            raise ClientError(
-                {
-                    "Error": {"Code": "TransactionInProgressException", "Message": "in progress"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                "TransactWriteItems",
-            )
-
-    with Faults(processing.runtime.store._client) as faults:
-        faults.on("provide-client-params.dynamodb.TransactWriteItems", still_in_progress)
-        response = processing.pay(payment_body(), new_key())
-    try:  # the first attempt commits now, after the function answered
-        clean.transact_write_items(**in_flight[0])
-    except clean.exceptions.TransactionCanceledException:
-        pass
+    held = HeldBack(processing, still_in_progress)
+    response = held.pay(payment_body(), new_key())
+    held.land()  # the first attempt commits now, after the function answered
     settle_everything(processing, health)
     never_charged_after_a_503(processing, response)
     assert response["statusCode"] == 503, response
