@@ -416,3 +416,25 @@ def test_a_voided_id_is_nothing_to_anyone(processing, health):
     assert deliver(processing) == (1, 1)
     assert processing.ledger.items() == {}
     assert processing.aws.scan_ids("") == [voided]
+
+
+def test_a_binding_seen_live_then_deleted_by_ttl_cannot_let_the_lost_write_commit(
+    processing, health
+):
+    """The read-back after a lost answer finds another request's binding, live by this
+    function's clock; DynamoDB's TTL (its own clock, a second ahead at the boundary) deletes
+    it before the lost write is evaluated, so the write's `attribute_not_exists` holds and it
+    commits. Answering 422 from that read without voiding made a payment after the 422
+    (before: charged). Only our own binding lets the read-back answer; anything else voids."""
+    key = new_key()
+    first = body_of(processing.pay(payment_body(), key))
+    held = HeldBack(processing)
+    response = held.pay(payment_body(amount="99.00"), key)
+    [binding] = processing.aws.scan_ids("idem_")
+    processing.aws.client("dynamodb").delete_item(  # TTL's deletion
+        TableName=processing.aws.table, Key={"id": {"S": binding}}
+    )
+    held.land()
+    settle_everything(processing, health)
+    assert response["statusCode"] == 422, response
+    assert set(processing.ledger.charges()) == {first["transactionId"]}

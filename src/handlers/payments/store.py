@@ -338,13 +338,14 @@ class TransactionStore:
         """After the binding's answer was lost: None when it was written (carry on), the
         binding another request holds, or StoreUnavailableError when it is certain that nothing
         was recorded. An unanswered write may still commit after a read that did not see it
-        (or the read fails too), so "not seen" is made final by voiding the transaction id:
+        (or the read fails too, or saw another binding that TTL then deletes by DynamoDB's
+        clock), so anything but our own binding is made final by voiding the transaction id:
         the binding transaction's Put requires `attribute_not_exists(id)` on it and can no
         longer commit. OutcomeUnknownError when even that cannot be written."""
         with contextlib.suppress(StoreUnavailableError):  # unread: the void decides
             existing = self._read_binding(scope)
-            if existing is not None:
-                return None if existing.transaction_id == transaction_id else existing
+            if existing is not None and existing.transaction_id == transaction_id:
+                return None
         try:
             self._call(
                 "put_item",
