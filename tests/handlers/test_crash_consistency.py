@@ -16,7 +16,9 @@ injects what production does to a payment system:
   answers ConditionalCheckFailed to a conditional write that landed), alone or on every call
   after a lost answer;
 - SQS redeliveries (visibility timeouts running out), DLQ redrives, sweeper runs as time
-  passes, and clients retrying with the same key, or reusing a key with another body.
+  passes (sometimes a day, past IDEMPOTENCY_TTL_SECONDS: every key is free again, and a
+  request with one binds a new payment, never replays the expired one), and clients retrying
+  with the same key, or reusing a key with another body.
 
 Invariants after every step: no charge without a stored transaction; no key bound to two
 transactions; every payment answered 201/202 has its row; every pending row is in the
@@ -87,6 +89,8 @@ TOKENS = ("tok_test_approve", "tok_test_approve", "tok_test_decline", "tok_test_
 # number, and a never-succeeding payment then settles in a few deliveries, not dozens.
 MAX_ATTEMPTS = 4
 PENDING = {"RECEIVED", "QUEUED"}
+# A day and a minute: past IDEMPOTENCY_TTL_SECONDS (86400), so every binding has expired.
+KEY_RETENTION_MINUTES = 24 * 60 + 1
 FINAL = {"SUCCEEDED", "DECLINED", "NEEDS_REVIEW"}
 
 
@@ -262,6 +266,7 @@ class World:
         self.module = modules["processing"]
         self.original_runtime = self.module.runtime
         self.config = self.module.CONFIG
+        assert self.config.idempotency_ttl_seconds < KEY_RETENTION_MINUTES * 60
         self.clock = Clock()
         created = spec.create_resources(_Clients(session), alarms=False)
         self.table = created["table_names"]["TransactionsTable"]
@@ -307,6 +312,13 @@ class World:
                 continue
             (rows if kind == "transaction" else bindings)[item["id"]["S"]] = item
         return rows, bindings
+
+    def live_binding(self, item_id: str) -> dict[str, Any] | None:
+        """The key's binding unless it expired (TTL deletes lazily: moto never does)."""
+        item = self.item(item_id)
+        if item is None or int(item["expiration"]["N"]) < int(self.clock.moment.timestamp()):
+            return None
+        return item
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         return self.dynamodb.get_item(
@@ -359,6 +371,7 @@ class PaymentWorld(RuleBasedStateMachine):
         super().__init__()
         self.world = World(spec, session, modules)
         self.accepted: dict[tuple[str, str, str], str] = {}  # scope -> transaction id
+        self.unbindable: set[str] = set()  # rows whose binding has expired (may be replaced)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.in_flight: list[str] = []  # receipt handles received and not yet deleted
 
@@ -400,7 +413,8 @@ class PaymentWorld(RuleBasedStateMachine):
         world = self.world
         payment = validate_payment(body, world.config.api.rules)
         scope = KeyScope(caller, payment.merchant_id, key)
-        before = world.item(scope.item_id)
+        before = world.live_binding(scope.item_id)  # an expired binding leaves the key free
+        expired = world.item(scope.item_id) if before is None else None
         event = api_event(
             "apigw_rest_post_process_payment", body, {"Idempotency-Key": key}, caller=caller
         )
@@ -429,11 +443,13 @@ class PaymentWorld(RuleBasedStateMachine):
         elif status == 503:
             # Nothing kept: the key is free (and, bound with it or not at all, no row: the
             # invariants count rows against bindings after this step).
-            assert world.item(scope.item_id) is None
+            assert world.live_binding(scope.item_id) is None
             return
         else:
             assert status in (201, 202)
         transaction_id = answer["transactionId"]
+        if expired is not None:  # a free key binds a new payment, never replays the old one
+            assert transaction_id != expired["transactionId"]["S"], "replayed an expired key"
         row = world.item(transaction_id)
         assert row is not None, "a 201/202 without a durable row"
         assert row["caller"]["S"] == caller
@@ -487,9 +503,11 @@ class PaymentWorld(RuleBasedStateMachine):
         """The DLQ moved back to the queue (the health monitor's move task, or an operator)."""
         move_dlq(self.world)
 
-    @rule(minutes=st.sampled_from([1, 16, 60]))
+    @rule(minutes=st.sampled_from([1, 16, 60, KEY_RETENTION_MINUTES]))
     def time_passes_and_the_sweeper_runs(self, minutes) -> None:
         world = self.world
+        if minutes == KEY_RETENTION_MINUTES:  # every binding expires: its key is free again
+            self.unbindable |= set(world.records()[0])
         now = world.clock.advance(minutes * 60)
         with contextlib.redirect_stdout(io.StringIO()):
             world.health_module.run_scheduled(world.health, now)
@@ -510,7 +528,8 @@ class PaymentWorld(RuleBasedStateMachine):
             if row["status"]["S"] == "SUCCEEDED":
                 assert row["providerReference"]["S"] == reference
         bound = [b["transactionId"]["S"] for b in bindings.values()]
-        assert len(bound) == len(set(bound)) and set(bound) == set(rows)
+        assert len(bound) == len(set(bound)) and set(bound) <= set(rows)
+        assert set(rows) - set(bound) <= self.unbindable, "a row whose key was never free"
         assert set(self.accepted.values()) <= set(rows)
         for row in rows.values():
             assert ("pendingShard" in row) == (row["status"]["S"] in PENDING), row
