@@ -203,10 +203,16 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
                 "while pending).",
             ),
             Answer(
+                409,
+                "idempotency_key_in_use: another request with this Idempotency-Key is being "
+                "recorded at this moment; retry with the same key and body after Retry-After "
+                "(it replays that request's payment, or 422 for another body).",
+                headers=(RETRY_AFTER,),
+            ),
+            Answer(
                 500,
                 "Unexpected error, or the payment's state could not be established (the "
-                "table refused even the read that settles it, or another request with the key "
-                "was binding it at that moment): code internal_error and the "
+                "table refused even the read that settles it): code internal_error and the "
                 "correlation id only; nothing is promised, so retry with the same key and "
                 "body to learn the state (it replays if the payment was recorded).",
             ),

@@ -181,9 +181,8 @@ ENTRIES: tuple[Entry, ...] = (
         (DRY_RUN, NEEDS_REVIEW),
         (
             f"{logged(STATE_UNKNOWN)}: DynamoDB refused even the reads that settle whether a "
-            "payment was recorded, or another request with the same key was binding it at that "
-            "moment (TransactionConflict); the client was told nothing is promised and retries "
-            "with the same key and body (a recorded payment replays, never charges twice).",
+            "payment was recorded; the client was told nothing is promised and retries with the "
+            "same key and body (a recorded payment replays, never charges twice).",
         ),
     ),
     *_function_entries(

@@ -36,6 +36,7 @@ from handlers.payments.service import (
     retry_payment,
 )
 from handlers.payments.store import (
+    KeyInUseError,
     OutcomeUnknownError,
     StoreUnavailableError,
     TransactionStatus,
@@ -175,6 +176,22 @@ def key_reused(error: Exception) -> api.ApiError:
         422,
         "idempotency_key_reused",
         "This Idempotency-Key was already used with a different request; use a new key.",
+    )
+
+
+@router.on(KeyInUseError)
+def key_in_use(error: Exception) -> api.ApiError:
+    """Another request with this key is being recorded at this moment (a client that gave up
+    and retried, or a double submit): not free (no 503), not a fault (no 500), and not known
+    yet; its retry after Retry-After replays that request's payment or gets 422."""
+    _count("IdempotencyKeyInUse")
+    logger.warning("idempotency key in use")
+    return api.ApiError(
+        409,
+        "idempotency_key_in_use",
+        "Another request with this Idempotency-Key is in progress; retry with the same key "
+        "and body after Retry-After to get its result.",
+        headers=RETRY_AFTER,
     )
 
 

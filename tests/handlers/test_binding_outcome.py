@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.handlers.conftest import aws_error, body_of, deliver, drain, new_key, payment_body
+from tests.handlers.conftest import (
+    aws_error,
+    body_of,
+    deliver,
+    drain,
+    new_key,
+    payment_body,
+    response_headers,
+)
 from tests.handlers.test_stuck_payments import THRESHOLD, age
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -329,8 +337,8 @@ def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
     """A client gave up on its request (A) and retried (B) while A's binding transaction was
     still in progress: DynamoDB cancels B with TransactionConflict on the key's item. B's
     read-back does not see A yet, but the key is being bound, so a 503 (nothing kept, the key
-    is free) is false: A commits and is charged (before: 503, then A's charge). B's answer
-    promises nothing; the next retry replays A."""
+    is free) is false: A commits and is charged (before: 503, then A's charge). B is told the
+    key is in use (409, Stripe's answer; not a server error); the next retry replays A."""
     from botocore.exceptions import ClientError
 
     key = new_key()
@@ -360,7 +368,9 @@ def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
     settle_everything(processing, health)
     assert list(processing.ledger.charges()) == [body_of(answers["first"])["transactionId"]]
     assert answers["retry"]["statusCode"] != 503, answers["retry"]
-    assert answers["retry"]["statusCode"] == 500, answers["retry"]
+    assert answers["retry"]["statusCode"] == 409, answers["retry"]
+    assert body_of(answers["retry"])["error"]["code"] == "idempotency_key_in_use"
+    assert response_headers(answers["retry"])["retry-after"]
     replay = processing.pay(payment_body(), key)
     assert body_of(replay)["transactionId"] == body_of(answers["first"])["transactionId"]
 

@@ -92,6 +92,11 @@ class StoreUnavailableError(Exception):
     """DynamoDB throttled or failed transiently; the same write may be retried."""
 
 
+class KeyInUseError(Exception):
+    """Another request's binding transaction holds the key's item right now: the key is being
+    bound, its outcome not known yet (neither free nor another body's): Stripe's 409."""
+
+
 class OutcomeUnknownError(Exception):
     """A payment's binding may or may not have been recorded (or is, and cannot be read), and
     DynamoDB cannot say: never answered 503 (which promises nothing was kept); a retry with the
@@ -412,7 +417,7 @@ class TransactionStore:
         if key_code == "TransactionConflict":
             # Another request's transaction holds the key's item: it is being bound, and a
             # read now may not see it yet. Not free, not known: never the 503.
-            raise OutcomeUnknownError("another request is binding the key") from error
+            raise KeyInUseError("another request is binding the key") from error
         if not key_taken and codes & _TRANSIENT_CANCELLATIONS:
             # Cancelled before the key's condition told anything: it may be bound already.
             return self._binding_after_nothing_written(scope)
