@@ -176,8 +176,13 @@ class Route:
 class Router:
     """Routes, the mapping of domain errors to answers, and the one way a request ends."""
 
-    def __init__(self, logger: Logger, metrics: Metrics, origin: str) -> None:
+    def __init__(
+        self, logger: Logger, metrics: Metrics, origin: str, unexpected_hint: str = ""
+    ) -> None:
+        """`unexpected_hint`: what a client may safely do after an unexpected 500 (appended
+        to its message)."""
         self._logger = logger
+        self._unexpected_hint = unexpected_hint
         self._metrics = metrics
         self._origin = origin
         self._routes: list[Route] = []
@@ -248,7 +253,8 @@ class Router:
         return ApiError(
             500,
             "internal_error",
-            "Something went wrong on our side; quote the correlation id to support.",
+            "Something went wrong on our side; quote the correlation id to support."
+            + self._unexpected_hint,
         )
 
     def _error_response(self, error: ApiError, correlation_id: str) -> Response:

@@ -50,7 +50,15 @@ if TYPE_CHECKING:
 CONFIG: ProcessingConfig = load_processing(os.environ)
 logger = build_logger(CONFIG.api.common)
 metrics = build_metrics(CONFIG.api.common)
-router = api.Router(logger, metrics, CONFIG.api.common.cors_allowed_origin)
+# An unexpected error may come after the payment's binding took effect (an answer botocore
+# could not read): the payment may exist, so the client is told the retry that finds out.
+router = api.Router(
+    logger,
+    metrics,
+    CONFIG.api.common.cors_allowed_origin,
+    unexpected_hint=" A payment may have been recorded: retry with the same Idempotency-Key "
+    "and body to learn its state (it is never charged twice).",
+)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_AFTER = {"Retry-After": "1"}
 

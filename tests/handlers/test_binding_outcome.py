@@ -448,3 +448,27 @@ def test_a_binding_seen_live_then_deleted_by_ttl_cannot_let_the_lost_write_commi
     settle_everything(processing, health)
     assert response["statusCode"] == 422, response
     assert set(processing.ledger.charges()) == {first["transactionId"]}
+
+
+def test_an_unreadable_answer_after_the_binding_invites_the_retry_that_finds_it(
+    processing, health
+):
+    """The binding took effect and botocore could not parse the answer (an error outside the
+    transient ones, so the generic 500): the payment exists and will be charged, so the 500
+    must tell the client the retry that finds it (before: only 'quote the correlation id')."""
+    from botocore.parsers import ResponseParserError
+
+    def unparsable(**_):
+        raise ResponseParserError("the answer could not be parsed")
+
+    key = new_key()
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("after-call.dynamodb.TransactWriteItems", unparsable)
+        response = processing.pay(payment_body(), key)
+    assert response["statusCode"] == 500, response
+    assert "retry with the same Idempotency-Key and body" in body_of(response)["error"]["message"]
+    settle_everything(processing, health)
+    (charged,) = processing.ledger.charges()
+    replay = processing.pay(payment_body(), key)
+    assert replay["statusCode"] == 201, replay
+    assert body_of(replay)["transactionId"] == charged
