@@ -15,6 +15,8 @@ injects what production does to a payment system:
 - a call that took effect and whose answer was lost, sent again as botocore's retry does (it
   answers ConditionalCheckFailed to a conditional write that landed), alone or on every call
   after a lost answer;
+- a call answered with an error (a timeout) that AWS still holds and makes only after the
+  invocation answered (`late`): a binding the read-back could not see, that lands after a 503;
 - SQS redeliveries (visibility timeouts running out), DLQ redrives, sweeper runs as time
   passes (sometimes a day, past IDEMPOTENCY_TTL_SECONDS: every key is free again, and a
   request with one binds a new payment, never replays the expired one), and clients retrying
@@ -47,6 +49,7 @@ from typing import Any
 
 import pytest
 from botocore import xform_name
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -131,7 +134,8 @@ class Fault:
 
     # "crash" | "throttle" | "double" (a throttle, and the next call throttled) | "resent"
     # (after the call took effect its answer is lost and the SDK sends it again) | "lossy"
-    # (a throttle, then every later call of the invocation resent so)
+    # (a throttle, then every later call of the invocation resent so) | "late" (before: the
+    # call is answered with a throttle and made only once the invocation has answered)
     kind: str
     index: int
     phase: str  # "before" | "after"
@@ -149,10 +153,11 @@ class CallPlan:
         self.params: dict[int, tuple[Any, dict[str, Any]]] = {}
         self.lossy = False
         self.resending = False
+        self.held: list[tuple[str, dict[str, Any]]] = []  # `late` calls AWS has not made yet
 
     def arm(self, fault: Fault | None) -> None:
         self.fault, self.count, self.calls, self.fired = fault, 0, [], None
-        self.params, self.lossy = {}, False
+        self.params, self.lossy, self.held = {}, False, []
 
     def install(self, client: Any) -> None:
         # provide-client-params: the API parameters, before anything is sent (the dict
@@ -192,7 +197,19 @@ class CallPlan:
         if fault.kind == "resent":
             self._resend(index, operation)
             return
+        if fault.kind == "late":  # the call is held, not made: `land` makes it later
+            self.held.append((operation, copy.deepcopy(self.params[index][1])))
         raise aws_error("ThrottlingException", operation)
+
+    def land(self, clients: dict[str, Any]) -> None:
+        """Make the calls AWS held (a conditional write may be refused now: that is its
+        outcome), with the model's clients (never faulty)."""
+        held, self.held = self.held, []
+        for operation, params in held:
+            client = clients["sqs" if "QueueUrl" in params else "dynamodb"]
+            with contextlib.suppress(ClientError):
+                getattr(client, xform_name(operation))(**params)
+            label(f"landed late: {operation}")
 
     def _resend(self, index: int, operation: str) -> None:
         """What botocore's retry does after a lost answer (a read timeout): the same call
@@ -246,6 +263,7 @@ class Environment:
             if self.plan.fired:
                 label(self.plan.fired)
             self.plan.fault = None
+            self.plan.land({"dynamodb": self.world.dynamodb, "sqs": self.world.sqs})
 
 
 class NoMoveTasks:
@@ -360,6 +378,7 @@ faults = st.sampled_from(
        for phase in ("before", "after")]
     + [Fault("resent", index, "after") for index in range(8)]
     + [Fault("lossy", index, phase) for index in range(8) for phase in ("before", "after")]
+    + [Fault("late", index, "before") for index in range(8)]
 )  # fmt: skip
 REQUESTS = ["new"] * 5 + ["retry"] * 3 + ["reuse"] * 2
 
@@ -617,14 +636,18 @@ BATCH_CALLS = 12  # calls of a batch of a few messages
 
 
 @pytest.mark.requirement("S001-INTEGRITY")
-@pytest.mark.parametrize("phase", ["before", "after"])
-@pytest.mark.parametrize("kind", ["crash", "lossy"])
+@pytest.mark.parametrize(
+    ("kind", "phase"),
+    [("crash", "before"), ("crash", "after"), ("lossy", "before"), ("lossy", "after"),
+     ("late", "before")],
+)  # fmt: skip
 def test_a_crash_at_every_call_of_one_payment(spec, boto_session, modules, phase, kind):
     """Every crash point, deterministically: for each call index, a payment the acquirer
     answers on the first try and one it times out on, each killed at that call of its API
     invocation (or, `lossy`, throttled there and every later call's answer lost and resent
-    by the SDK) and retried by its client, then a queue batch hit at that call; then the
-    platform settles and the model's end-state checks run."""
+    by the SDK; or, `late`, answered with a throttle and made after the invocation answered)
+    and retried by its client, then a queue batch hit at that call; then the platform
+    settles and the model's end-state checks run."""
     machine = PaymentWorld(spec, boto_session, modules)
     try:
         env = machine.world.environments[0]
