@@ -156,6 +156,7 @@ class Route:
     template: str
     handler: Handler
     caller_required: bool
+    unexpected_hint: str = ""
 
     def match(self, path: str) -> dict[str, str] | None:
         """The path parameters when the path fits the template, else None."""
@@ -176,24 +177,27 @@ class Route:
 class Router:
     """Routes, the mapping of domain errors to answers, and the one way a request ends."""
 
-    def __init__(
-        self, logger: Logger, metrics: Metrics, origin: str, unexpected_hint: str = ""
-    ) -> None:
-        """`unexpected_hint`: what a client may safely do after an unexpected 500 (appended
-        to its message)."""
+    def __init__(self, logger: Logger, metrics: Metrics, origin: str) -> None:
         self._logger = logger
-        self._unexpected_hint = unexpected_hint
         self._metrics = metrics
         self._origin = origin
         self._routes: list[Route] = []
         self._mappers: list[tuple[type[Exception], ErrorMapper]] = []
         self.on(PaymentValidationError)(self._invalid_payment)  # type: ignore[arg-type]
 
-    def route(self, method: str, template: str, *, caller_required: bool = False):
-        """Register a handler for METHOD /template."""
+    def route(
+        self,
+        method: str,
+        template: str,
+        *,
+        caller_required: bool = False,
+        unexpected_hint: str = "",
+    ):
+        """Register a handler for METHOD /template. `unexpected_hint`: what a client of this
+        route may safely do after an unexpected 500 (appended to its message)."""
 
         def register(handler: Handler) -> Handler:
-            self._routes.append(Route(method, template, handler, caller_required))
+            self._routes.append(Route(method, template, handler, caller_required, unexpected_hint))
             return handler
 
         return register
@@ -216,11 +220,13 @@ class Router:
         """Answer one event; never raises (except BaseException: the runtime ending us)."""
         correlation_id = _correlation_id(event, context)
         self._logger.set_correlation_id(correlation_id)
+        hint = ""
         try:
             request = parse_event(event, context)
+            hint = self._unexpected_hint(request)
             response = self._dispatch(request)
         except Exception as error:  # noqa: BLE001 - the one boundary: every error is an answer
-            response = self._error_response(self._as_api_error(error), correlation_id)
+            response = self._error_response(self._as_api_error(error, hint), correlation_id)
         return self._proxy_response(response, correlation_id)
 
     def _dispatch(self, request: Request) -> Response:
@@ -241,7 +247,14 @@ class Router:
         self._logger.info("no route", extra={"method": request.method[:10]})
         raise ApiError(404, "not_found", f"No such route. Routes: {self.routes}.")
 
-    def _as_api_error(self, error: Exception) -> ApiError:
+    def _unexpected_hint(self, request: Request) -> str:
+        """The hint of the route this request is for ('' when none matches)."""
+        for route in self._routes:
+            if route.method == request.method and route.match(request.path) is not None:
+                return route.unexpected_hint
+        return ""
+
+    def _as_api_error(self, error: Exception, hint: str = "") -> ApiError:
         if isinstance(error, ApiError):
             return error
         for error_type, mapper in self._mappers:
@@ -253,8 +266,7 @@ class Router:
         return ApiError(
             500,
             "internal_error",
-            "Something went wrong on our side; quote the correlation id to support."
-            + self._unexpected_hint,
+            "Something went wrong on our side; quote the correlation id to support." + hint,
         )
 
     def _error_response(self, error: ApiError, correlation_id: str) -> Response:

@@ -50,14 +50,13 @@ if TYPE_CHECKING:
 CONFIG: ProcessingConfig = load_processing(os.environ)
 logger = build_logger(CONFIG.api.common)
 metrics = build_metrics(CONFIG.api.common)
+router = api.Router(logger, metrics, CONFIG.api.common.cors_allowed_origin)
 # An unexpected error may come after the payment's binding took effect (an answer botocore
 # could not read): the payment may exist, so the client is told the retry that finds out.
-router = api.Router(
-    logger,
-    metrics,
-    CONFIG.api.common.cors_allowed_origin,
-    unexpected_hint=" A payment may have been recorded: retry with the same Idempotency-Key "
-    "and body to learn its state (it is never charged twice).",
+# POST only: a GET records nothing and has no Idempotency-Key.
+PAYMENT_UNEXPECTED_HINT = (
+    " A payment may have been recorded: retry with the same Idempotency-Key and body to "
+    "learn its state (it is never charged twice)."
 )
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_AFTER = {"Retry-After": "1"}
@@ -115,7 +114,9 @@ def _header_error(code: str, message: str) -> api.ApiError:
     return api.bad_request([FieldError(IDEMPOTENCY_HEADER, code, message)])
 
 
-@router.route("POST", "/process-payment", caller_required=True)
+@router.route(
+    "POST", "/process-payment", caller_required=True, unexpected_hint=PAYMENT_UNEXPECTED_HINT
+)
 def post_process_payment(request: api.Request) -> api.Response:
     """Validate, then bind the key and process: 201 with the outcome, 202 while pending."""
     key = idempotency_key(request)

@@ -472,3 +472,22 @@ def test_an_unreadable_answer_after_the_binding_invites_the_retry_that_finds_it(
     replay = processing.pay(payment_body(), key)
     assert replay["statusCode"] == 201, replay
     assert body_of(replay)["transactionId"] == charged
+
+
+def test_only_a_payment_request_is_told_to_retry_with_its_key(processing):
+    """The safe-retry hint of an unexpected 500 belongs to POST /process-payment: a GET has
+    no Idempotency-Key and records nothing, and its contract promises 'internal_error and
+    the correlation id only' (before: a GET's 500 said a payment may have been recorded and
+    to retry with the same Idempotency-Key and body)."""
+    from handlers.payments.store import new_transaction_id
+
+    def denied(params, **_):
+        raise aws_error("AccessDeniedException", "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.GetItem", denied)
+        answer = processing.get(new_transaction_id())
+    assert answer["statusCode"] == 500, answer
+    message = body_of(answer)["error"]["message"]
+    assert "correlation id" in message
+    assert "Idempotency-Key" not in message and "payment may have been" not in message
