@@ -232,6 +232,11 @@ ROUTES: dict[tuple[str, str], RouteContract] = {
             Answer(403, "No caller: the request carries no API key id."),
             Answer(404, "No such transaction, or another caller's (the same answer)."),
             _INTERNAL,
+            Answer(
+                503,
+                "The table refused the read (throttled): retry after Retry-After.",
+                headers=(RETRY_AFTER,),
+            ),
         ),
     ),
     ("GET", "/health"): RouteContract(

@@ -212,7 +212,10 @@ def unavailable(error: Exception) -> api.ApiError:
     logger.error(
         "service unavailable", extra={"errorType": type(error).__name__, "cause": _cause(error)}
     )
-    message = "The service is temporarily unavailable; retry with the same Idempotency-Key."
+    message = (
+        "The service is temporarily unavailable; retry after Retry-After (a payment: with the "
+        "same Idempotency-Key and body)."
+    )
     return api.ApiError(503, "service_unavailable", message, headers=RETRY_AFTER)
 
 

@@ -491,3 +491,26 @@ def test_only_a_payment_request_is_told_to_retry_with_its_key(processing):
     message = body_of(answer)["error"]["message"]
     assert "correlation id" in message
     assert "Idempotency-Key" not in message and "payment may have been" not in message
+
+
+def test_a_get_the_table_throttles_answers_as_its_contract_says(processing):
+    """A GET whose read is throttled is answered 503 with Retry-After (the unavailable
+    mapper); its contract (and so the OpenAPI document) must list that answer, and the message
+    must say what a GET, which has no Idempotency-Key, retries with (before: the GET contract
+    listed no 503, and the message said only 'retry with the same Idempotency-Key')."""
+    from handlers.payments.store import new_transaction_id
+    from templates.api_contract import ROUTES
+
+    def throttled(params, **_):
+        raise aws_error(THROTTLED, "GetItem")
+
+    with Faults(processing.runtime.store._client) as faults:
+        faults.on("provide-client-params.dynamodb.GetItem", throttled)
+        answer = processing.get(new_transaction_id())
+    contract = {a.status: a for a in ROUTES[("GET", "/payments/{transactionId}")].answers}
+    assert answer["statusCode"] in contract, answer
+    assert answer["statusCode"] == 503, answer
+    assert "Retry-After" in contract[503].headers
+    assert response_headers(answer)["retry-after"]
+    # Said for any route, not only a payment's.
+    assert "retry after Retry-After" in body_of(answer)["error"]["message"]
