@@ -22,7 +22,8 @@ from templates.keys import StackKey
 from templates.naming import Kind, Naming
 
 # docs/contract.md: one partition key `id` (transactions, idempotency-key bindings and the
-# health state item share it) and TTL on `expiration` (epoch seconds, bindings only).
+# health state item share it) and TTL on `expiration` (epoch seconds: bindings, and the void
+# markers of a lost binding answer, only).
 PARTITION_KEY = "id"
 TTL_ATTRIBUTE = "expiration"
 # The sparse index of pending transactions, least recently re-queued first (the code writes

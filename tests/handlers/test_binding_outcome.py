@@ -514,3 +514,45 @@ def test_a_get_the_table_throttles_answers_as_its_contract_says(processing):
     assert response_headers(answer)["retry-after"]
     # Said for any route, not only a payment's.
     assert "retry after Retry-After" in body_of(answer)["error"]["message"]
+
+
+def test_a_key_in_use_whose_other_request_then_fails_is_free_for_the_retry(processing, health):
+    """B is told 409 while A's binding is in progress; A's answer is then lost, A voids its
+    id and answers 503, and A's write lands afterwards (refused by the void). The key is
+    free: B's retry after Retry-After binds B's payment, charged once; A's never."""
+    from botocore.exceptions import ClientError
+
+    key = new_key()
+    first, retry = processing.environment(), processing.environment()
+    answers = {}
+
+    def conflict(**_):
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+            },
+            "TransactWriteItems",
+        )
+
+    class InProgress(HeldBack):
+        def __call__(self, params, **kwargs):
+            if not self.params:  # A's write is at DynamoDB: B meets it
+                processing.use(retry)
+                with Faults(retry.store._client) as b:
+                    b.on("before-call.dynamodb.TransactWriteItems", conflict)
+                    answers["retry"] = processing.pay(payment_body(), key)
+                processing.use(first)
+            super().__call__(params, **kwargs)
+
+    processing.use(first)
+    held = InProgress(processing)
+    answers["first"] = held.pay(payment_body(), key)
+    held.land()
+    assert answers["retry"]["statusCode"] == 409, answers["retry"]
+    assert answers["first"]["statusCode"] == 503, answers["first"]
+    processing.use(retry)
+    again = processing.pay(payment_body(), key)
+    settle_everything(processing, health)
+    assert again["statusCode"] == 201, again
+    assert list(processing.ledger.charges()) == [body_of(again)["transactionId"]]
