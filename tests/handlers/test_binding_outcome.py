@@ -178,6 +178,19 @@ def cancelled_for_throttling(**_):
     )
 
 
+def cancelled_for_a_conflict(**_):
+    """Another request's binding transaction holds the key's item (TransactionConflict)."""
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
+    )
+
+
 @pytest.mark.parametrize("failure", ["throttled, read-back throttled", "cancelled, throttled"])
 def test_a_retry_of_a_bound_key_is_never_told_the_key_is_free(processing, failure):
     """The key is bound (the first answer was lost to the client); the retry's binding write
@@ -339,20 +352,9 @@ def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
     read-back does not see A yet, but the key is being bound, so a 503 (nothing kept, the key
     is free) is false: A commits and is charged (before: 503, then A's charge). B is told the
     key is in use (409, Stripe's answer; not a server error); the next retry replays A."""
-    from botocore.exceptions import ClientError
-
     key = new_key()
     first, retry = processing.environment(), processing.environment()
     answers = {}
-
-    def conflict(**_):
-        raise ClientError(
-            {
-                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-            },
-            "TransactWriteItems",
-        )
 
     def retried_while_in_progress(**_):
         if "retry" not in answers:  # A's transaction is sent and not yet committed
@@ -362,7 +364,7 @@ def test_a_key_another_request_is_binding_is_not_told_free(processing, health):
 
     with Faults(first.store._client) as a, Faults(retry.store._client) as b:
         a.on("before-send.dynamodb.TransactWriteItems", retried_while_in_progress)
-        b.on("before-call.dynamodb.TransactWriteItems", conflict)
+        b.on("before-call.dynamodb.TransactWriteItems", cancelled_for_a_conflict)
         processing.use(first)
         answers["first"] = processing.pay(payment_body(), key)
     settle_everything(processing, health)
@@ -520,27 +522,16 @@ def test_a_key_in_use_whose_other_request_then_fails_is_free_for_the_retry(proce
     """B is told 409 while A's binding is in progress; A's answer is then lost, A voids its
     id and answers 503, and A's write lands afterwards (refused by the void). The key is
     free: B's retry after Retry-After binds B's payment, charged once; A's never."""
-    from botocore.exceptions import ClientError
-
     key = new_key()
     first, retry = processing.environment(), processing.environment()
     answers = {}
-
-    def conflict(**_):
-        raise ClientError(
-            {
-                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-            },
-            "TransactWriteItems",
-        )
 
     class InProgress(HeldBack):
         def __call__(self, params, **kwargs):
             if not self.params:  # A's write is at DynamoDB: B meets it
                 processing.use(retry)
                 with Faults(retry.store._client) as b:
-                    b.on("before-call.dynamodb.TransactWriteItems", conflict)
+                    b.on("before-call.dynamodb.TransactWriteItems", cancelled_for_a_conflict)
                     answers["retry"] = processing.pay(payment_body(), key)
                 processing.use(first)
             super().__call__(params, **kwargs)
