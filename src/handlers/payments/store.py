@@ -218,6 +218,10 @@ class BoundKey:
     request_hash: str
 
 
+def _bound_key_of(binding: dict[str, Any]) -> BoundKey:
+    return BoundKey(binding["transactionId"]["S"], binding["requestHash"]["S"])
+
+
 @dataclass(frozen=True)
 class Claim:
     """The result of claiming an attempt: the transaction (None if there is none), and
@@ -378,10 +382,7 @@ class TransactionStore:
         """Whether the item that refused the void is the transaction row (else the marker)."""
         if found is None:  # not every path returns the old item: read it
             try:
-                found = self._call(
-                    "get_item", TableName=self._table, Key={"id": {"S": transaction_id}},
-                    ConsistentRead=True,
-                ).get("Item")  # fmt: skip
+                found = self._read_item(transaction_id)
             except StoreUnavailableError as error:
                 raise OutcomeUnknownError("the voided id could not be read") from error
         return _is_transaction(found)
@@ -401,13 +402,10 @@ class TransactionStore:
     def _read_binding(self, scope: KeyScope) -> BoundKey | None:
         """The key's binding, or None when there is none or it expired (TTL deletes lazily;
         an expired binding holds nothing, as the binding write's condition says)."""
-        found = self._call(
-            "get_item", TableName=self._table, Key={"id": {"S": scope.item_id}},
-            ConsistentRead=True,
-        ).get("Item")  # fmt: skip
+        found = self._read_item(scope.item_id)
         if found is None or _expired(found, self._clock()):
             return None
-        return BoundKey(found["transactionId"]["S"], found["requestHash"]["S"])
+        return _bound_key_of(found)
 
     def _bound_key(self, scope: KeyScope, error: ClientError) -> BoundKey:
         reasons = error.response.get("CancellationReasons") or []
@@ -425,19 +423,21 @@ class TransactionStore:
             raise error  # a colliding transaction id: 160 random bits, never in practice
         existing = reasons[0].get("Item")
         if existing is not None:
-            return BoundKey(existing["transactionId"]["S"], existing["requestHash"]["S"])
+            return _bound_key_of(existing)
         # Not every SDK path returns the old item. A binding gone by the read expired
         # meanwhile: the key is free and this request wrote nothing.
         return self._binding_after_nothing_written(scope)
 
     def get(self, transaction_id: str) -> Transaction | None:
         """The transaction, read consistently, or None."""
-        response = self._call(
-            "get_item", TableName=self._table, Key={"id": {"S": transaction_id}},
-            ConsistentRead=True,
-        )  # fmt: skip
-        item = response.get("Item")
+        item = self._read_item(transaction_id)
         return _from_item(item) if _is_transaction(item) else None
+
+    def _read_item(self, item_id: str) -> dict[str, Any] | None:
+        """Any item of the table by id (a transaction, a binding, a marker), read consistently."""
+        return self._call(
+            "get_item", TableName=self._table, Key={"id": {"S": item_id}}, ConsistentRead=True
+        ).get("Item")
 
     def _update(
         self,
